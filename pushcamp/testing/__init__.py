@@ -1,0 +1,1 @@
+"""Test helpers that ship with pushcamp, such as the push-service simulator."""
