@@ -1,0 +1,3 @@
+from pushcamp.cli import main
+
+main()

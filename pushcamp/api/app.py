@@ -1,0 +1,90 @@
+"""The ASGI application: routes, middleware and error mapping put together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from pushcamp import __version__
+from pushcamp.api import errors
+from pushcamp.api.context import AppContext
+from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
+from pushcamp.api.ratelimit import MemoryRateLimiter, RateLimiter
+from pushcamp.api.routes import campaigns, ops
+from pushcamp.logs import get_logger
+from pushcamp.settings import Settings, get_settings
+from pushcamp.store import Database
+
+log = get_logger("pushcamp")
+
+DESCRIPTION = """
+Self-hosted Web Push campaign server. The partner API is call-compatible with Insider
+One's Web Push API: send the API token as `Authorization: Bearer <token>` (or the bare
+token). Errors: 400 `{"message": "Bad Request", "errors": [...]}`, 401 `{"message":
+"Unauthorized"}`, 424 `{"message": "SERVICE:-"}`, 429 `{"message": "Too Many Requests",
+"status": 429}` with `Retry-After`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    limiter: RateLimiter | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    settings = settings or get_settings()
+    ctx = AppContext(
+        settings=settings, db=db or Database(settings), limiter=limiter or MemoryRateLimiter()
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await run_in_threadpool(ctx.db.migrate)
+        log.info("started", database=settings.redacted_database_url(), version=__version__)
+        yield
+        ctx.db.dispose()
+
+    app = FastAPI(
+        title="pushcamp",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(campaigns.router)
+    # Added innermost first: AccessLog sees every response, including BodyLimit's.
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    _add_security_scheme(app)
+    return app
+
+
+def _add_security_scheme(app: FastAPI) -> None:
+    """Describe the token header in the OpenAPI document (the routes read it themselves)."""
+    original = app.openapi
+
+    def openapi() -> dict:  # type: ignore[type-arg]
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiToken": {"type": "apiKey", "in": "header", "name": "Authorization"}
+        }
+        for path, item in schema.get("paths", {}).items():
+            if path.startswith(("/v1/", "/v2/")):
+                for operation in item.values():
+                    operation["security"] = [{"apiToken": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

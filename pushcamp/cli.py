@@ -1,0 +1,249 @@
+"""The ``pushcamp`` command line (contract §7): a thin shell over the services.
+
+Typer gives ``--help`` on every command from the signatures; Rich prints tables and
+progress. Machine-readable results (a new token) go alone to stdout; everything meant for
+a person goes to stderr, so ``T=$(pushcamp tokens create 100000001)`` works.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pushcamp import __version__
+from pushcamp.errors import (
+    Conflict,
+    DependencyUnavailable,
+    InvalidRequest,
+    NotFound,
+    PushcampError,
+)
+from pushcamp.settings import Settings, get_settings
+
+app = typer.Typer(
+    name="pushcamp",
+    help="pushcamp: a self-hosted Web Push campaign server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+partners_app = typer.Typer(
+    help="Create partners (tenants) and set their rate limits.", no_args_is_help=True
+)
+tokens_app = typer.Typer(help="Issue and revoke API tokens.", no_args_is_help=True)
+vapid_app = typer.Typer(help="Show or import a partner's VAPID key pair.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(vapid_app, name="vapid")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+_EXIT_CODES: dict[type[PushcampError], int] = {
+    InvalidRequest: 2,
+    NotFound: 3,
+    Conflict: 4,
+    DependencyUnavailable: 5,
+}
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print pushcamp errors as one line on stderr with a distinct exit code."""
+    try:
+        yield
+    except PushcampError as exc:
+        code = next((c for t, c in _EXIT_CODES.items() if isinstance(exc, t)), 1)
+        if isinstance(exc, DependencyUnavailable):
+            err.print(f"[red]error:[/] the database is unreachable ({exc})")
+        else:
+            err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(code) from None
+
+
+def _database() -> Any:
+    from pushcamp.store import Database
+
+    db = Database(_settings())
+    with _errors():
+        db.migrate()
+    return db
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    db = _database()
+    try:
+        with _errors():
+            return fn(db, *args, **kwargs)
+    finally:
+        db.dispose()
+
+
+@app.callback()
+def _main(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="PUSHCAMP_DATABASE_URL",
+            help="SQLAlchemy URL (default: sqlite file pushcamp.db in this directory).",
+        ),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+    if database_url:
+        import os
+
+        # Settings are the only reader of the environment; pass the flag on through it.
+        os.environ["PUSHCAMP_DATABASE_URL"] = database_url
+        get_settings.cache_clear()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (0 picks a free one).")] = None,
+) -> None:
+    """Run the API, the panel and the embedded worker in this process."""
+    from pushcamp.server import run_server
+
+    settings = _settings()
+    with _errors():
+        run_server(settings, host or settings.host, settings.port if port is None else port)
+
+
+@app.command()
+def simulator(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
+) -> None:
+    """Run the push-service simulator (an RFC 8030 endpoint for tests and demos)."""
+    from pushcamp.testing.simulator import run
+
+    run(host=host, port=port)
+
+
+@partners_app.command("create")
+def partners_create(
+    partner_id: Annotated[str, typer.Argument(help="The partner id, e.g. 100000001.")],
+    name: Annotated[str, typer.Option(help="A display name.")] = "",
+    v1_limit: Annotated[
+        int | None, typer.Option(help="Requests/minute for each v1 endpoint (default 30).")
+    ] = None,
+    v2_limit: Annotated[
+        int | None, typer.Option(help="Requests/minute for launch v2 (default 6000).")
+    ] = None,
+) -> None:
+    """Create a partner and generate its VAPID key pair."""
+    from pushcamp.services import partners
+
+    row = _run(partners.create_partner, partner_id, name, v1_limit, v2_limit)
+    public_key = _run(partners.vapid_public_key, partner_id)
+    err.print(f"partner [bold]{row.id}[/] created (v1 {row.v1_limit}/min, v2 {row.v2_limit}/min)")
+    err.print(f"VAPID public key: {public_key}", soft_wrap=True)
+
+
+@partners_app.command("set-limits")
+def partners_set_limits(
+    partner_id: Annotated[str, typer.Argument(help="The partner id.")],
+    v1_limit: Annotated[int | None, typer.Option(help="Requests/minute per v1 endpoint.")] = None,
+    v2_limit: Annotated[int | None, typer.Option(help="Requests/minute for launch v2.")] = None,
+) -> None:
+    """Change a partner's rate limits (take effect on the next request)."""
+    from pushcamp.services import partners
+
+    row = _run(partners.set_limits, partner_id, v1_limit, v2_limit)
+    err.print(f"partner [bold]{row.id}[/]: v1 {row.v1_limit}/min, v2 {row.v2_limit}/min")
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """List partners and their limits."""
+    from pushcamp.services import partners
+
+    table = Table("partner", "name", "v1/min", "v2/min", "created")
+    for row in _run(partners.list_partners):
+        table.add_row(row.id, row.name, str(row.v1_limit), str(row.v2_limit), str(row.created_at))
+    out.print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    partner_id: Annotated[str, typer.Argument(help="The partner the token acts for.")],
+) -> None:
+    """Issue an API token; it is printed once, alone on stdout."""
+    from pushcamp.services import tokens
+
+    token = _run(tokens.create_token, partner_id)
+    sys.stdout.write(token + "\n")
+    err.print("Store this token now: only its hash is kept.", highlight=False)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_prefix: Annotated[str, typer.Argument(help="The token's prefix, e.g. pc_1a2b3c4d.")],
+) -> None:
+    """Revoke a token; requests with it get 401 from now on."""
+    from pushcamp.services import tokens
+
+    _run(tokens.revoke_token, token_prefix)
+    err.print(f"token {token_prefix} revoked")
+
+
+@vapid_app.command("import")
+def vapid_import(
+    partner_id: Annotated[str, typer.Argument(help="The partner id.")],
+    public_key: Annotated[
+        str, typer.Option("--public-key", help="Uncompressed P-256 point, base64url.")
+    ],
+    private_key: Annotated[
+        str,
+        typer.Option(
+            "--private-key",
+            help="base64url 32-byte scalar, PEM or base64 DER; '-' reads it from stdin "
+            "(keeps it out of the shell history).",
+        ),
+    ],
+) -> None:
+    """Import an existing VAPID key pair (keeps existing browser subscriptions working)."""
+    from pushcamp.services import partners
+
+    if private_key == "-":
+        private_key = sys.stdin.read()
+    key = _run(partners.import_vapid, partner_id, public_key, private_key)
+    err.print(f"partner [bold]{partner_id}[/] now uses VAPID public key {key}", soft_wrap=True)
+
+
+@vapid_app.command("show")
+def vapid_show(partner_id: Annotated[str, typer.Argument(help="The partner id.")]) -> None:
+    """Print the partner's VAPID public key (the SDK's applicationServerKey)."""
+    from pushcamp.services import partners
+
+    sys.stdout.write(_run(partners.vapid_public_key, partner_id) + "\n")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (serve does this at start-up too)."""
+    db = _database()
+    db.dispose()
+    err.print(f"database at the newest schema: {_settings().redacted_database_url()}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,53 @@
+"""Campaign use cases."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from pushcamp.domain.campaigns import CampaignStatus, NewCampaign
+from pushcamp.errors import CampaignNotFound, DuplicateTitle
+from pushcamp.store import Database
+from pushcamp.store import campaigns as q
+from pushcamp.timeutil import iso
+
+
+def create_campaign(db: Database, partner_id: str, campaign: NewCampaign) -> int:
+    """Store a new Draft campaign and return its id. The title's uniqueness is decided by
+    the database's unique index, so concurrent creates of one title yield one winner."""
+    try:
+        with db.write() as conn:
+            return q.insert_campaign(
+                conn,
+                partner_id=partner_id,
+                title=campaign.title,
+                language=campaign.language,
+                is_all=campaign.is_all,
+                status=CampaignStatus.DRAFT,
+            )
+    except IntegrityError as exc:
+        raise DuplicateTitle() from exc
+
+
+def campaign_status(db: Database, partner_id: str, campaign_id: int) -> dict[str, object]:
+    """The campaign as §2.5 shows it. Unknown and other partners' ids look the same."""
+    with db.read() as conn:
+        row = q.get_campaign(conn, partner_id, campaign_id)
+    if row is None:
+        raise CampaignNotFound()
+    return {
+        "campaign_id": row.id,
+        "title": row.title,
+        "language": row.language,
+        "is_all": row.is_all,
+        "status": row.status,
+        "created_at": iso(row.created_at),
+        "launches": [],
+    }
+
+
+def delete_campaign(db: Database, partner_id: str, campaign_id: int) -> None:
+    """Mark the campaign deleted: it leaves the panel, its title is free again, its
+    records stay. Deleting an unknown or already deleted campaign is a 400."""
+    with db.write() as conn:
+        if not q.mark_deleted(conn, partner_id, campaign_id, CampaignStatus.DELETED):
+            raise CampaignNotFound()

@@ -1,0 +1,75 @@
+"""VAPID key pairs as pushcamp stores them: base64url public point and private scalar."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pushcamp.errors import InvalidRequest
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(value: str) -> bytes:
+    value = value.strip()
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class VapidKeyPair:
+    public_key: str
+    # repr=False: a key pair printed by accident (a log line, a traceback) shows no secret.
+    private_key: str = field(repr=False)
+
+
+def generate() -> VapidKeyPair:
+    return _pair(ec.generate_private_key(ec.SECP256R1()))
+
+
+def _pair(private: ec.EllipticCurvePrivateKey) -> VapidKeyPair:
+    public = private.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    scalar = private.private_numbers().private_value.to_bytes(32, "big")
+    return VapidKeyPair(public_key=b64url(public), private_key=b64url(scalar))
+
+
+def parse_private_key(value: str) -> ec.EllipticCurvePrivateKey:
+    """Accept the forms other Web Push tools hand out: a base64url 32-byte scalar
+    (web-push, most providers), a PEM block, or base64 DER (pywebpush's vapid files)."""
+    value = value.strip()
+    try:
+        if value.startswith("-----BEGIN"):
+            key = serialization.load_pem_private_key(value.encode(), password=None)
+        else:
+            raw = b64url_decode(value.replace("+", "-").replace("/", "_"))
+            if len(raw) == 32:
+                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+            else:
+                key = serialization.load_der_private_key(raw, password=None)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidRequest.of("private_key", "not a P-256 private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InvalidRequest.of("private_key", "not a P-256 private key")
+    return key
+
+
+def import_pair(public_key: str, private_key: str) -> VapidKeyPair:
+    """Validate an existing key pair: the public key must be the private key's own point,
+    or every browser subscribed with it would reject our pushes."""
+    pair = _pair(parse_private_key(private_key))
+    try:
+        given = b64url_decode(public_key.replace("+", "-").replace("/", "_"))
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidRequest.of("public_key", "not base64url") from exc
+    if b64url(given) != pair.public_key:
+        raise InvalidRequest.of(
+            "public_key", "is not the public key of the given private key (uncompressed P-256)"
+        )
+    return pair

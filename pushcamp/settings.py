@@ -1,0 +1,74 @@
+"""All configuration in one typed place, read from the environment (``PUSHCAMP_*``).
+
+No other module reads ``os.environ``; everything takes a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_FILE = "pushcamp.db"
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field maps to ``PUSHCAMP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PUSHCAMP_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_SQLITE_FILE}",
+        description="SQLAlchemy URL; a SQLite file in the working directory by default, "
+        "postgresql://user@host/db for production.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Unset: rate limits and the queue live in the process."
+    )
+    push_allowed_hosts: str = Field(
+        default="", description="Comma-separated extra push-service hosts (host or host:port)."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bodies above this are refused with 413 before they are read whole.
+    max_body_bytes: int = 64 * 1024
+    # Defaults for new partners (requests per rolling 60 s window).
+    default_v1_limit: int = 30
+    default_v2_limit: int = 6000
+    # How long a database call may take before the request gets 424.
+    db_timeout_seconds: float = 5.0
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        """Accept the libpq-style ``postgresql://`` and pick the psycopg 3 driver."""
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def allowed_push_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.push_allowed_hosts.split(",") if h.strip())
+
+    def redacted_database_url(self) -> str:
+        """The database URL with any password removed, safe to print and log."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.drivername.startswith("sqlite") and url.database:
+            return f"sqlite:///{Path(url.database).resolve()}"
+        return url.render_as_string(hide_password=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

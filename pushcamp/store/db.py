@@ -1,0 +1,157 @@
+"""The database handle: engine set-up per backend, transactions, migrations, and the one
+place where driver errors become pushcamp errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from pushcamp.errors import DependencyUnavailable
+from pushcamp.settings import Settings
+
+# Any fixed 64-bit number: serialises concurrent `db upgrade` runs on PostgreSQL.
+_MIGRATION_LOCK_ID = 0x7075736863616D70
+
+
+@contextmanager
+def dependency_errors() -> Iterator[None]:
+    """Turn a failing database into :class:`DependencyUnavailable` (HTTP 424).
+
+    Integrity errors are the caller's business (a duplicate title is a 400, not a broken
+    dependency), so they pass through untouched.
+    """
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (DBAPIError, PoolTimeout) as exc:
+        raise DependencyUnavailable(type(exc).__name__) from exc
+    except SQLAlchemyError as exc:
+        raise DependencyUnavailable(type(exc).__name__) from exc
+
+
+class Database:
+    """One engine and its transaction helpers.
+
+    On SQLite all writes of this process go through one lock: SQLite allows a single
+    writer, and letting threads queue on SQLite's own busy handler (which sleeps in
+    growing steps) costs far more latency than a Python lock. Other processes (the CLI)
+    are still covered by ``busy_timeout`` and ``BEGIN IMMEDIATE``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.database_url
+        self.is_sqlite = settings.is_sqlite
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        self.engine = self._create_engine()
+
+    def _create_engine(self) -> Engine:
+        timeout = self.settings.db_timeout_seconds
+        if self.is_sqlite:
+            engine = create_engine(
+                self.url,
+                connect_args={"timeout": timeout, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=32,
+                pool_timeout=timeout,
+            )
+            _configure_sqlite(engine, busy_ms=int(timeout * 1000))
+            return engine
+        ms = int(timeout * 1000)
+        return create_engine(
+            self.url,
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=timeout,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={
+                "connect_timeout": max(1, int(timeout)),
+                # A cut network must not hang a request: give up on unacknowledged data,
+                # and bound every statement on the server side too.
+                "tcp_user_timeout": ms,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 2,
+                "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            },
+        )
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with dependency_errors():
+            if self._write_lock is None:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            with self._write_lock, self.engine.connect() as conn:
+                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                with conn.begin():
+                    yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only unit of work (a consistent snapshot on both backends)."""
+        with dependency_errors(), self.engine.connect() as conn:
+            yield conn
+            conn.rollback()
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent; safe to run concurrently)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option(
+            "script_location", str(resources.files("pushcamp.store") / "migrations")
+        )
+        with dependency_errors(), self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+                conn.commit()
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
+                    conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy/our code issue BEGIN itself (pysqlite's implicit BEGIN is deferred
+        # and would turn a read-then-write race into SQLITE_BUSY without waiting).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front (BEGIN IMMEDIATE) so that another process
+        # holding it makes them wait in busy_timeout instead of failing mid-transaction.
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

@@ -1,0 +1,141 @@
+"""Queries on partners, their VAPID keys and their API tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from pushcamp.store.models import ApiToken, Partner, VapidKey, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRow:
+    id: str
+    name: str
+    v1_limit: int
+    v2_limit: int
+    default_icon: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What authentication needs to know about a token, in one row."""
+
+    secret_hash: bytes
+    revoked: bool
+    partner_id: str
+    v1_limit: int
+    v2_limit: int
+
+
+def insert_partner(conn: Connection, partner_id: str, name: str, v1: int, v2: int) -> None:
+    conn.execute(insert(Partner).values(id=partner_id, name=name, v1_limit=v1, v2_limit=v2))
+
+
+def get_partner(conn: Connection, partner_id: str) -> PartnerRow | None:
+    row = conn.execute(
+        select(
+            Partner.id,
+            Partner.name,
+            Partner.v1_limit,
+            Partner.v2_limit,
+            Partner.default_icon,
+            Partner.created_at,
+        ).where(Partner.id == partner_id)
+    ).one_or_none()
+    return PartnerRow(*row) if row else None
+
+
+def list_partners(conn: Connection) -> list[PartnerRow]:
+    rows = conn.execute(
+        select(
+            Partner.id,
+            Partner.name,
+            Partner.v1_limit,
+            Partner.v2_limit,
+            Partner.default_icon,
+            Partner.created_at,
+        ).order_by(Partner.id)
+    ).all()
+    return [PartnerRow(*r) for r in rows]
+
+
+def update_limits(conn: Connection, partner_id: str, v1: int | None, v2: int | None) -> bool:
+    values: dict[str, int] = {}
+    if v1 is not None:
+        values["v1_limit"] = v1
+    if v2 is not None:
+        values["v2_limit"] = v2
+    if not values:
+        return get_partner(conn, partner_id) is not None
+    result = conn.execute(update(Partner).where(Partner.id == partner_id).values(**values))
+    return result.rowcount == 1
+
+
+def upsert_vapid_key(conn: Connection, partner_id: str, public_key: str, private_key: str) -> None:
+    updated = conn.execute(
+        update(VapidKey)
+        .where(VapidKey.partner_id == partner_id)
+        .values(public_key=public_key, private_key=private_key, created_at=utcnow())
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert(VapidKey).values(
+                partner_id=partner_id, public_key=public_key, private_key=private_key
+            )
+        )
+
+
+def get_vapid_public_key(conn: Connection, partner_id: str) -> str | None:
+    return conn.execute(
+        select(VapidKey.public_key).where(VapidKey.partner_id == partner_id)
+    ).scalar_one_or_none()
+
+
+def insert_token(conn: Connection, partner_id: str, prefix: str, secret_hash: bytes) -> None:
+    conn.execute(
+        insert(ApiToken).values(partner_id=partner_id, prefix=prefix, secret_hash=secret_hash)
+    )
+
+
+def find_token(conn: Connection, prefix: str) -> TokenRecord | None:
+    row = conn.execute(
+        select(
+            ApiToken.secret_hash,
+            ApiToken.revoked_at,
+            Partner.id,
+            Partner.v1_limit,
+            Partner.v2_limit,
+        )
+        .join(Partner, Partner.id == ApiToken.partner_id)
+        .where(ApiToken.prefix == prefix)
+    ).one_or_none()
+    if row is None:
+        return None
+    return TokenRecord(
+        secret_hash=bytes(row[0]),
+        revoked=row[1] is not None,
+        partner_id=row[2],
+        v1_limit=row[3],
+        v2_limit=row[4],
+    )
+
+
+def revoke_token(conn: Connection, prefix: str) -> bool:
+    result = conn.execute(
+        update(ApiToken)
+        .where(ApiToken.prefix == prefix, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def token_exists(conn: Connection, prefix: str) -> bool:
+    return (
+        conn.execute(select(ApiToken.id).where(ApiToken.prefix == prefix)).scalar_one_or_none()
+        is not None
+    )
