@@ -1,0 +1,92 @@
+"""Run ``pushcamp serve`` as a real child process, for tests, benchmarks and demos."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+_LISTENING = re.compile(r"pushcamp listening on (http://\S+)")
+
+
+class ServerProcess:
+    """``pushcamp serve --port 0`` in a child process; ``url`` is known once it listens.
+
+    Its stderr (the structured log) is copied to ``log_path`` so tests can read it.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.extra_env = dict(env or {})
+        self.host = host
+        self.port = port
+        self.url = ""
+        self.proc: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = {**os.environ, **self.extra_env, "PUSHCAMP_DATABASE_URL": self.database_url}
+        self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pushcamp", "serve", "--host", self.host,
+             "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
+        )
+        found: list[str] = []
+
+        def watch(stream: IO[str]) -> None:
+            for line in stream:
+                if not found and (m := _LISTENING.search(line)):
+                    found.append(m.group(1))
+
+        assert self.proc.stdout is not None
+        threading.Thread(target=watch, args=(self.proc.stdout,), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not found:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pushcamp serve exited with {self.proc.returncode}; "
+                                   f"see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"pushcamp serve did not listen within {timeout}s")
+            time.sleep(0.05)
+        self.url = found[0]
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,135 @@
+"""Shared fixtures. The suite runs once per backend:
+
+* SQLite (default): a fresh database file in a temporary directory;
+* PostgreSQL: set ``PUSHCAMP_TEST_DATABASE_URL=postgresql://user@host:port/db``; a fresh
+  database is created next to the one named there and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from pushcamp.services import partners, tokens
+from pushcamp.settings import Settings
+from pushcamp.store import Database
+from pushcamp.testing.process import ServerProcess
+
+PG_URL = os.environ.get("PUSHCAMP_TEST_DATABASE_URL", "")
+BACKEND = "postgresql" if PG_URL.startswith("postgres") else "sqlite"
+
+
+def pytest_report_header() -> str:
+    return f"pushcamp backend: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="needs PUSHCAMP_TEST_DATABASE_URL (PostgreSQL)")
+    for item in items:
+        if "postgres_only" in item.keywords and BACKEND != "postgresql":
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    return BACKEND
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if BACKEND == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'pushcamp.db'}"
+        return
+    import psycopg
+
+    admin = make_url(PG_URL).set(drivername="postgresql")
+    name = f"pushcamp_test_{secrets.token_hex(4)}"
+    dsn = admin.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, db: Database, server_log: Path) -> Iterator[ServerProcess]:
+    """One real ``pushcamp serve`` process for the whole session."""
+    with ServerProcess(database_url, server_log) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+class Tenant:
+    """A partner of its own for one test (so tests never see each other's rows)."""
+
+    def __init__(self, db: Database, v1_limit: int | None = None, v2_limit: int | None = None):
+        self.partner_id = f"t{secrets.token_hex(6)}"
+        partners.create_partner(db, self.partner_id, "test", v1_limit, v2_limit)
+        self.token = tokens.create_token(db, self.partner_id)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def body(self, **fields: object) -> dict[str, object]:
+        return {"partner_id": self.partner_id, **fields}
+
+
+@pytest.fixture
+def tenant(db: Database) -> Tenant:
+    return Tenant(db, v1_limit=10_000)
+
+
+@pytest.fixture
+def make_tenant(db: Database):  # type: ignore[no-untyped-def]
+    def make(v1_limit: int | None = None, v2_limit: int | None = None) -> Tenant:
+        return Tenant(db, v1_limit, v2_limit)
+
+    return make
+
+
+def run_cli(*args: str, database_url: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real ``pushcamp`` command line against ``database_url``."""
+    env = {**os.environ, "PUSHCAMP_DATABASE_URL": database_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "pushcamp", *args],
+        capture_output=True, text=True, env=env, input=stdin, timeout=60,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"pushcamp {' '.join(args)} failed: {result.stderr}")
+    return result
