@@ -1,0 +1,137 @@
+"""The command line of §7, run as a user runs it: as a real process."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pushcamp.services import keys
+from pushcamp.store import Database
+from pushcamp.store.models import ApiToken, VapidKey
+from tests.conftest import run_cli
+
+
+def new_id() -> str:
+    return f"c{secrets.token_hex(5)}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["simulator"],
+        ["partners"],
+        ["partners", "create"],
+        ["partners", "set-limits"],
+        ["tokens"],
+        ["tokens", "create"],
+        ["tokens", "revoke"],
+        ["vapid"],
+        ["vapid", "import"],
+        ["db"],
+        ["db", "upgrade"],
+    ],
+)
+def test_help_everywhere(command: list[str], database_url: str) -> None:
+    result = run_cli(*command, "--help", database_url=database_url)
+    assert "Usage:" in result.stdout
+
+
+def test_tokens_create_prints_the_token_alone_on_stdout(
+    database_url: str, db: Database, client: httpx.Client
+) -> None:
+    pid = new_id()
+    created = run_cli("partners", "create", pid, "--name", "Shop", database_url=database_url)
+    assert "VAPID public key:" in created.stderr
+    result = run_cli("tokens", "create", pid, database_url=database_url)
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n" and token.startswith("pc_")
+    with Session(db.engine) as s:
+        stored = s.scalars(select(ApiToken).where(ApiToken.partner_id == pid)).one()
+    # Only a hash is kept: the token itself appears nowhere in the row.
+    assert token.encode() not in stored.secret_hash and len(stored.secret_hash) == 32
+    assert token.startswith(f"pc_{stored.prefix}_")
+    r = client.post(
+        "/v1/single",
+        json={"partner_id": pid, "title": "from cli", "language": "en_US"},
+        headers={"Authorization": token},
+    )
+    assert r.status_code == 201
+
+
+def test_revoked_token_gets_401_at_once(database_url: str, client: httpx.Client) -> None:
+    pid = new_id()
+    run_cli("partners", "create", pid, database_url=database_url)
+    token = run_cli("tokens", "create", pid, database_url=database_url).stdout.strip()
+    keep = run_cli("tokens", "create", pid, database_url=database_url).stdout.strip()
+    prefix = token.split("_")[1]
+    run_cli("tokens", "revoke", f"pc_{prefix}", database_url=database_url)
+    body = {"partner_id": pid, "title": "after revoke", "language": "en_US"}
+    assert client.post("/v1/single", json=body, headers={"Authorization": token}).status_code == 401
+    assert client.post("/v1/single", json=body, headers={"Authorization": keep}).status_code == 201
+    missing = run_cli("tokens", "revoke", "pc_ffffffff", database_url=database_url, check=False)
+    assert missing.returncode != 0 and "no token" in missing.stderr
+
+
+def test_partner_creation_generates_a_p256_pair_and_refuses_duplicates(
+    database_url: str, db: Database
+) -> None:
+    pid = new_id()
+    run_cli("partners", "create", pid, "--v1-limit", "50", "--v2-limit", "7000",
+            database_url=database_url)
+    with Session(db.engine) as s:
+        key = s.scalars(select(VapidKey).where(VapidKey.partner_id == pid)).one()
+    assert len(keys.b64url_decode(key.public_key)) == 65
+    shown = run_cli("vapid", "show", pid, database_url=database_url)
+    assert shown.stdout.strip() == key.public_key
+    again = run_cli("partners", "create", pid, database_url=database_url, check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    bad = run_cli("partners", "create", "bad id!", database_url=database_url, check=False)
+    assert bad.returncode != 0
+    listed = run_cli("partners", "list", database_url=database_url)
+    assert pid in listed.stdout and "7000" in listed.stdout
+
+
+def test_vapid_import_keeps_the_given_pair_and_never_prints_the_private_key(
+    database_url: str, db: Database
+) -> None:
+    pid = new_id()
+    run_cli("partners", "create", pid, database_url=database_url)
+    pair = keys.generate()
+    result = run_cli(
+        "vapid", "import", pid, "--public-key", pair.public_key, "--private-key", "-",
+        database_url=database_url, stdin=pair.private_key,
+    )
+    assert pair.private_key not in result.stdout + result.stderr
+    with Session(db.engine) as s:
+        key = s.scalars(select(VapidKey).where(VapidKey.partner_id == pid)).one()
+    assert (key.public_key, key.private_key) == (pair.public_key, pair.private_key)
+    other = keys.generate()
+    mismatch = run_cli(
+        "vapid", "import", pid, "--public-key", other.public_key,
+        "--private-key", pair.private_key, database_url=database_url, check=False,
+    )
+    assert mismatch.returncode != 0 and "public_key" in mismatch.stderr
+
+
+def test_set_limits_validates_and_reports(database_url: str) -> None:
+    pid = new_id()
+    run_cli("partners", "create", pid, database_url=database_url)
+    ok = run_cli("partners", "set-limits", pid, "--v2-limit", "100", database_url=database_url)
+    assert "v2 100/min" in ok.stderr
+    bad = run_cli("partners", "set-limits", pid, "--v1-limit", "0", database_url=database_url,
+                  check=False)
+    assert bad.returncode != 0
+    unknown = run_cli("partners", "set-limits", "nobody-here", "--v1-limit", "5",
+                      database_url=database_url, check=False)
+    assert unknown.returncode != 0 and "no partner" in unknown.stderr
+
+
+def test_db_upgrade_is_idempotent(database_url: str) -> None:
+    for _ in range(2):
+        assert "newest schema" in run_cli("db", "upgrade", database_url=database_url).stderr
