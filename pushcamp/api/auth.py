@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from pushcamp.api import metrics
-from pushcamp.api.context import context
+from pushcamp.api.context import call_service, context
 from pushcamp.errors import RateLimited, Unauthorized
 from pushcamp.services import tokens
 from pushcamp.services.tokens import Caller
@@ -24,8 +23,8 @@ async def authorize(request: Request, policy: Policy) -> Caller:
     errors included, carries the rate-limit headers.
     """
     ctx = context(request)
-    caller = await run_in_threadpool(
-        tokens.authenticate, ctx.db, request.headers.get("authorization")
+    caller = await call_service(
+        request, tokens.authenticate, ctx.db, request.headers.get("authorization")
     )
     request.state.partner_id = caller.partner_id
     limit = caller.v2_limit if policy == "launch-v2" else caller.v1_limit

@@ -1,14 +1,23 @@
-"""What every route needs, built once per app: settings, database, rate limiter."""
+"""What every route needs, built once per app: settings, database, rate limiter; and the
+one way routes call the (blocking) service layer."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from pushcamp.api.ratelimit import RateLimiter
+from pushcamp.errors import DependencyUnavailable
 from pushcamp.settings import Settings
 from pushcamp.store import Database
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -21,3 +30,20 @@ class AppContext:
 def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def call_service(
+    request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run a service call in the thread pool with a deadline.
+
+    The driver's own timeouts cover a refused or reset connection; the deadline covers
+    the case they cannot see, a database that stops answering on an open connection
+    (a network partition): the request then gets 424 instead of hanging.
+    """
+    timeout = context(request).settings.db_timeout_seconds * 2
+    try:
+        async with asyncio.timeout(timeout):
+            return await run_in_threadpool(fn, *args, **kwargs)
+    except TimeoutError as exc:
+        raise DependencyUnavailable(f"no answer within {timeout:.0f}s") from exc

@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from pushcamp.api.auth import authorize, require_partner
 from pushcamp.api.body import parse_id, read_model
-from pushcamp.api.context import context
+from pushcamp.api.context import call_service, context
 from pushcamp.api.schemas import (
     CampaignCreated,
     CreateCampaignRequest,
@@ -57,8 +56,8 @@ async def create_campaign(request: Request) -> JSONResponse:
     body = await read_model(request, CreateCampaignRequest)
     require_partner(caller, body.partner_id)
     campaign = new_campaign(body.title, body.language, body.is_all)
-    campaign_id = await run_in_threadpool(
-        service.create_campaign, context(request).db, caller.partner_id, campaign
+    campaign_id = await call_service(
+        request, service.create_campaign, context(request).db, caller.partner_id, campaign
     )
     return JSONResponse({"success": True, "campaign_id": campaign_id}, status_code=201)
 
@@ -75,7 +74,9 @@ async def delete_campaign(request: Request, campaign_id: str) -> JSONResponse:
     cid = parse_id(campaign_id)
     body = await read_model(request, PartnerOnlyRequest)
     require_partner(caller, body.partner_id)
-    await run_in_threadpool(service.delete_campaign, context(request).db, caller.partner_id, cid)
+    await call_service(
+        request, service.delete_campaign, context(request).db, caller.partner_id, cid
+    )
     return JSONResponse({"success": True, "campaign_id": cid})
 
 
@@ -87,8 +88,8 @@ async def delete_campaign(request: Request, campaign_id: str) -> JSONResponse:
 async def campaign_status(request: Request, campaign_id: str) -> JSONResponse:
     caller = await authorize(request, "status")
     cid = parse_id(campaign_id)
-    status = await run_in_threadpool(
-        service.campaign_status, context(request).db, caller.partner_id, cid
+    status = await call_service(
+        request, service.campaign_status, context(request).db, caller.partner_id, cid
     )
     return JSONResponse(status)
 
@@ -97,7 +98,9 @@ async def _launch(request: Request, campaign_id: str, policy: Any) -> JSONRespon
     caller = await authorize(request, policy)
     cid = parse_id(campaign_id)
     # The campaign must exist for this partner before anything else is said about it.
-    await run_in_threadpool(service.campaign_status, context(request).db, caller.partner_id, cid)
+    await call_service(
+        request, service.campaign_status, context(request).db, caller.partner_id, cid
+    )
     raise InvalidRequest.of("campaign_id", "launching is not available in this version yet")
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.concurrency import run_in_threadpool
 
-from pushcamp.api.context import context
+from pushcamp.api.context import call_service, context
 from pushcamp.api.metrics import REGISTRY
 from pushcamp.errors import DependencyUnavailable
 
@@ -25,10 +22,8 @@ async def healthz() -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     ctx = context(request)
     try:
-        await asyncio.wait_for(
-            run_in_threadpool(ctx.db.ping), timeout=ctx.settings.db_timeout_seconds
-        )
-    except (DependencyUnavailable, TimeoutError):
+        await call_service(request, ctx.db.ping)
+    except DependencyUnavailable:
         return JSONResponse(
             {"status": "unavailable", "checks": {"database": "unreachable"}}, status_code=503
         )
