@@ -1,0 +1,23 @@
+"""Unpadded base64url, the encoding every Web Push key and token uses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(value: str) -> bytes:
+    """Decode base64url with or without padding; also accepts the standard alphabet,
+    which some browsers' older ``getKey()`` wrappers and key files use.
+
+    Raises ``ValueError`` on anything else.
+    """
+    text = value.strip().replace("+", "-").replace("/", "_").rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
