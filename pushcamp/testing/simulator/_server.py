@@ -70,10 +70,12 @@ class PushServiceSimulator:
         host = f"[{self._host}]" if ":" in self._host else self._host
         self.url = f"http://{host}:{port}"
         self.state.origin = self.url
-        self._runner = web.AppRunner(_application(self.state), access_log=None)
-        await self._runner.setup()
         # A short shutdown: a test ends while a "slow" fault may still be sleeping.
-        await web.SockSite(self._runner, sock, shutdown_timeout=0.2, backlog=1024).start()
+        self._runner = web.AppRunner(
+            _application(self.state), access_log=None, shutdown_timeout=0.2
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock, backlog=1024).start()
         return self
 
     async def stop_async(self) -> None:
@@ -165,7 +167,8 @@ class PushServiceSimulator:
         self.state.unsubscribe(subscription)
 
     def stats(self) -> dict[str, Any]:
-        """Counters: requests, accepted, per-status counts (0: dropped), in-flight peak."""
+        """Counters: requests, accepted, per-status counts (0: dropped), in-flight peak,
+        TCP connections opened for push requests."""
         return self.state.stats()
 
     def reset(self) -> None:
@@ -227,7 +230,7 @@ def _application(state: SimulatorState) -> web.Application:
 
     @routes.post("/push/{sid}")
     async def push(request: web.Request) -> web.StreamResponse:
-        state.request_started()
+        state.request_started(request.transport)
         status: int | None = None
         try:
             sub, fault, early = state.begin(request.match_info["sid"])

@@ -12,6 +12,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -212,6 +213,8 @@ class SimulatorState:
         self._requests = 0
         self._in_flight = 0
         self._max_in_flight = 0
+        self._connections: weakref.WeakSet[object] = weakref.WeakSet()
+        self._connection_count = 0
 
     # -- subscriptions -------------------------------------------------------------
     def subscribe(self, application_server_key: str | None = None) -> SimulatedSubscription:
@@ -276,7 +279,8 @@ class SimulatorState:
             self._rate_faults.clear()
             self._tokens.clear()
             self._statuses.clear()
-            self._requests = self._max_in_flight = 0
+            self._requests = self._max_in_flight = self._connection_count = 0
+            self._connections = weakref.WeakSet()
 
     # -- statistics ----------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -288,10 +292,16 @@ class SimulatorState:
                 "subscriptions": len(self._subscriptions),
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
+                "connections": self._connection_count,
             }
 
-    def request_started(self) -> None:
+    def request_started(self, connection: object | None = None) -> None:
+        """Count a push request; ``connection`` (its transport) counts connections, which
+        shows whether a sender reuses them."""
         with self._lock:
+            if connection is not None and connection not in self._connections:
+                self._connections.add(connection)
+                self._connection_count += 1
             self._requests += 1
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
