@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,16 @@ from pushcamp.webpush._errors import InvalidSubscription
 def origin_of(url: str) -> str:
     """The RFC 6454 origin of ``url`` (``scheme://host[:port]``, default port left out):
     the VAPID ``aud`` and the key under which connections and tokens are shared."""
+    # Every subscription of a push service shares the part before the path, so parse
+    # that once (a full urlsplit per message costs as much as a tenth of sending it).
+    head = "/".join(url.split("/", 3)[:3])
+    if "?" in head or "#" in head or "\\" in head:
+        return _origin(url)
+    return _origin(head)
+
+
+@lru_cache(maxsize=1024)
+def _origin(url: str) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port

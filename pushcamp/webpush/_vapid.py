@@ -187,7 +187,7 @@ class Vapid:
 
     def authorization(self, endpoint_or_origin: str) -> str:
         """``vapid t=<JWT>, k=<public key>`` for the push service serving this URL."""
-        origin = origin_of(endpoint_or_origin)
+        origin = origin_of(endpoint_or_origin)  # cached: cheap for the same push service
         now = self._clock()
         cached = self._tokens.get(origin)
         if cached is not None and cached[1] - now > self._lifetime / 2:
