@@ -238,7 +238,11 @@ def _application(state: SimulatorState) -> web.Application:
                 status = early.status
                 return web.Response(status=early.status, text=early.reason)
             assert sub is not None
-            body = await request.read()
+            try:
+                body = await request.read()
+            except web.HTTPException as exc:  # a body over the server's own limit: 413
+                status = exc.status
+                raise
             if fault is not None:
                 if fault.delay > 0:
                     await asyncio.sleep(fault.delay)

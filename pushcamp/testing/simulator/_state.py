@@ -107,7 +107,7 @@ class Fault:
 @dataclass(frozen=True)
 class ReceivedMessage:
     """One message the simulator accepted. ``payload`` is the decrypted plaintext, or
-    None when decryption checking is off (then only ``size`` is known)."""
+    None when decryption checking is off; ``body`` is what came over the wire."""
 
     subscription_id: str
     payload: bytes | None
@@ -117,6 +117,7 @@ class ReceivedMessage:
     topic: str | None
     vapid_sub: str | None
     received_at: float
+    body: bytes = field(default=b"", repr=False)
 
     @property
     def text(self) -> str:
@@ -375,6 +376,7 @@ class SimulatorState:
             topic=topic,
             vapid_sub=vapid_sub,
             received_at=now,
+            body=body,
         )
         with self._lock:
             if len(sub.messages) < self.keep_messages:

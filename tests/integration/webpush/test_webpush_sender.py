@@ -11,6 +11,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+import http_ece
 import pytest
 
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
@@ -75,6 +76,26 @@ def test_every_message_arrives_decrypted_with_its_headers(
         assert json.loads(message.text) == {"title": "Hi", "n": i}
         assert (message.ttl, message.urgency, message.topic) == (3600, "high", "launch-42")
         assert message.vapid_sub == "mailto:push-ops@pushcamp.dev"
+
+
+def test_what_the_sender_sends_decrypts_with_independent_http_ece(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    subs = [push_simulator.subscribe() for _ in range(5)]
+
+    async def main() -> list[PushResult]:
+        async with WebPushSender(vapid) as sender:
+            return await send_all(
+                sender, [(s.subscription(), f"m{i}", None) for i, s in enumerate(subs)]
+            )
+
+    assert all(r.ok for r in run(main()))
+    for i, sub in enumerate(subs):
+        (message,) = push_simulator.messages(sub)
+        plain = http_ece.decrypt(
+            message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
+        )
+        assert plain == f"m{i}".encode()
 
 
 def test_connections_are_reused(push_simulator: PushServiceSimulator, vapid: Vapid) -> None:
