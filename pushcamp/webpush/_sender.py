@@ -155,7 +155,8 @@ class WebPushSender:
         of stopping the stream. A sync iterable runs on the event loop: keep it cheap.
         """
         loop = asyncio.get_running_loop()
-        results: asyncio.Queue[PushResult | None] = asyncio.Queue()
+        # A result, an unexpected error to re-raise, or None: the end of the input.
+        results: asyncio.Queue[PushResult | Exception | None] = asyncio.Queue()
         pending = asyncio.Semaphore(self._max_pending)
         tasks: set[asyncio.Task[None]] = set()
         launched = 0
@@ -163,6 +164,8 @@ class WebPushSender:
         async def run_one(item: MessageLike) -> None:
             try:
                 results.put_nowait(await self._deliver_item(item))
+            except Exception as exc:  # a bug or a malformed item: the caller must hear of
+                results.put_nowait(exc)  # it, or it would wait for this result forever
             finally:
                 pending.release()
 
@@ -190,10 +193,10 @@ class WebPushSender:
                     if failure is not None:  # the caller's iterable raised
                         raise failure
                     continue
+                if isinstance(result, Exception):
+                    raise result
                 yielded += 1
                 yield result
-            for task in list(tasks):  # all results are out; surface a bug, if any
-                await task
         finally:
             # The consumer may stop early (break, exception): stop the rest, quietly.
             producer.cancel()

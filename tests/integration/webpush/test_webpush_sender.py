@@ -411,3 +411,16 @@ def test_a_failing_source_raises_to_the_caller(
 
     with pytest.raises(RuntimeError, match="cursor lost"):
         run(main())
+
+
+def test_a_malformed_item_raises_instead_of_hanging(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    sub = push_simulator.subscribe().subscription()
+
+    async def main() -> None:
+        async with WebPushSender(vapid) as sender:
+            await send_all(sender, [(sub, b"x", None), (sub,)])
+
+    with pytest.raises(TypeError):
+        run(asyncio.wait_for(main(), timeout=30))
