@@ -13,20 +13,35 @@ from typing import Any
 import structlog
 
 _SECRET_NAMES = ("token", "authorization", "private", "secret", "password", "key")
+# Names the code logs on every request: checked once, not per event.
+_KNOWN_SAFE = {
+    "event",
+    "level",
+    "timestamp",
+    "logger",
+    "method",
+    "path",
+    "status",
+    "ms",
+    "partner",
+    "public_key",
+    "database",
+    "version",
+    "error",
+    "exc_info",
+}
 
 
 def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
-    for name in list(event):
-        if any(s in name.lower() for s in _SECRET_NAMES) and name != "public_key":
+    for name in event.keys() - _KNOWN_SAFE:
+        if any(s in name.lower() for s in _SECRET_NAMES):
             event[name] = "***"
     return event
 
 
 def configure(level: str = "INFO", json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, alembic) to one line format."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -19,8 +19,11 @@ class _Server(uvicorn.Server):
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 shown = f"[{host}]" if ":" in host else host
-                print(f"pushcamp listening on http://{shown}:{port}  (API docs: /docs)",
-                      file=sys.stdout, flush=True)
+                print(
+                    f"pushcamp listening on http://{shown}:{port}  (API docs: /docs)",
+                    file=sys.stdout,
+                    flush=True,
+                )
 
 
 def run_server(settings: Settings, host: str, port: int) -> None:

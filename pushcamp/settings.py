@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Defaults for new partners (requests per rolling 60 s window).
     default_v1_limit: int = 30
     default_v2_limit: int = 6000
+    # How long a running server may keep trusting a token it has checked (revocations
+    # and limit changes take effect within this); 0 checks the database every time.
+    auth_cache_seconds: float = 2.0
     # How long a database call may take before the request gets 424.
     db_timeout_seconds: float = 5.0
     log_level: str = "INFO"

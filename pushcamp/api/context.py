@@ -4,8 +4,8 @@ one way routes call the (blocking) service layer."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from pushcamp.api.ratelimit import RateLimiter
 from pushcamp.errors import DependencyUnavailable
+from pushcamp.services.tokens import Authenticator, Caller
 from pushcamp.settings import Settings
 from pushcamp.store import Database
 
@@ -25,6 +26,9 @@ class AppContext:
     settings: Settings
     db: Database
     limiter: RateLimiter
+    auth: Authenticator
+    # Token checks in progress, shared by concurrent requests with the same header.
+    auth_inflight: dict[str | None, asyncio.Future[Caller]] = field(default_factory=dict)
 
 
 def context(request: Request) -> AppContext:
@@ -32,10 +36,8 @@ def context(request: Request) -> AppContext:
     return ctx
 
 
-async def call_service(
-    request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """Run a service call in the thread pool with a deadline.
+async def within_deadline(request: Request, work: Awaitable[T]) -> T:
+    """Await service work with a deadline.
 
     The driver's own timeouts cover a refused or reset connection; the deadline covers
     the case they cannot see, a database that stops answering on an open connection
@@ -44,6 +46,13 @@ async def call_service(
     timeout = context(request).settings.db_timeout_seconds * 2
     try:
         async with asyncio.timeout(timeout):
-            return await run_in_threadpool(fn, *args, **kwargs)
+            return await work
     except TimeoutError as exc:
         raise DependencyUnavailable(f"no answer within {timeout:.0f}s") from exc
+
+
+async def call_service(
+    request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run a blocking service call in the thread pool, within the request deadline."""
+    return await within_deadline(request, run_in_threadpool(fn, *args, **kwargs))

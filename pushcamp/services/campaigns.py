@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+import asyncio
+from collections.abc import Callable
+from functools import partial
+
+from sqlalchemy.engine import Connection
 
 from pushcamp.domain.campaigns import CampaignStatus, NewCampaign
 from pushcamp.errors import CampaignNotFound, DuplicateTitle
@@ -11,21 +15,34 @@ from pushcamp.store import campaigns as q
 from pushcamp.timeutil import iso
 
 
+def _insert_op(partner_id: str, campaign: NewCampaign) -> Callable[[Connection], int | None]:
+    return partial(
+        q.insert_campaign,
+        partner_id=partner_id,
+        title=campaign.title,
+        language=campaign.language,
+        is_all=campaign.is_all,
+        status=CampaignStatus.DRAFT,
+    )
+
+
+def _created(campaign_id: int | None) -> int:
+    if campaign_id is None:
+        raise DuplicateTitle()
+    return campaign_id
+
+
 def create_campaign(db: Database, partner_id: str, campaign: NewCampaign) -> int:
-    """Store a new Draft campaign and return its id. The title's uniqueness is decided by
-    the database's unique index, so concurrent creates of one title yield one winner."""
-    try:
-        with db.write() as conn:
-            return q.insert_campaign(
-                conn,
-                partner_id=partner_id,
-                title=campaign.title,
-                language=campaign.language,
-                is_all=campaign.is_all,
-                status=CampaignStatus.DRAFT,
-            )
-    except IntegrityError as exc:
-        raise DuplicateTitle() from exc
+    """Store a new Draft campaign and return its id; a live duplicate title is refused
+    by the database's unique index, so concurrent creates of one title yield one winner."""
+    with db.write() as conn:
+        return _created(_insert_op(partner_id, campaign)(conn))
+
+
+async def create_campaign_async(db: Database, partner_id: str, campaign: NewCampaign) -> int:
+    """As :func:`create_campaign`, group-committed with other concurrent writes; returns
+    only after the commit."""
+    return _created(await asyncio.wrap_future(db.batcher.submit(_insert_op(partner_id, campaign))))
 
 
 def campaign_status(db: Database, partner_id: str, campaign_id: int) -> dict[str, object]:

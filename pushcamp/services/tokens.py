@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -86,3 +88,48 @@ def _token_from_header(value: str | None) -> str | None:
     if len(parts) == 2 and parts[0].lower() == "bearer":
         return parts[1]
     return None
+
+
+class Authenticator:
+    """:func:`authenticate` with a short memory of tokens that were valid.
+
+    A hit costs a SHA-256 and a dict lookup instead of a database round trip. A revoked
+    token or a changed limit is seen at most ``ttl`` seconds later by a running server
+    (2 s by default); unknown and revoked tokens are never cached, so a wrong token
+    always costs a lookup and never blocks a right one.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        ttl: float = 2.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._cache: dict[bytes, tuple[float, Caller]] = {}
+
+    def cached(self, authorization: str | None) -> Caller | None:
+        """The caller if this token was valid within ``ttl`` seconds, else None."""
+        if self._ttl <= 0:
+            return None
+        token = _token_from_header(authorization)
+        if not token or not token.isascii():
+            return None
+        hit = self._cache.get(_hash(token))
+        if hit is None or hit[0] < self._clock():
+            return None
+        return hit[1]
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        caller = authenticate(self._db, authorization)
+        if self._ttl > 0:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            token = _token_from_header(authorization)
+            assert token is not None  # authenticate() refused anything else
+            self._cache[_hash(token)] = (self._clock() + self._ttl, caller)
+        return caller

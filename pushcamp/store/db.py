@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pushcamp.errors import DependencyUnavailable
 from pushcamp.settings import Settings
+from pushcamp.store.batch import WriteBatcher
 
 # Any fixed 64-bit number: serialises concurrent `db upgrade` runs on PostgreSQL.
 _MIGRATION_LOCK_ID = 0x7075736863616D70
@@ -23,19 +24,21 @@ _MIGRATION_LOCK_ID = 0x7075736863616D70
 
 @contextmanager
 def dependency_errors() -> Iterator[None]:
-    """Turn a failing database into :class:`DependencyUnavailable` (HTTP 424).
+    """Turn a failing database into :class:`DependencyUnavailable` (HTTP 424): refused or
+    lost connections, timeouts (statement, lock, pool), a locked SQLite file.
 
-    Integrity errors are the caller's business (a duplicate title is a 400, not a broken
-    dependency), so they pass through untouched.
+    Everything else passes through: an integrity error is the caller's business (a
+    duplicate title is a 400), and a data or programming error is a bug to surface, not a
+    dependency to blame.
     """
     try:
         yield
-    except IntegrityError:
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        raise DependencyUnavailable(type(exc).__name__) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise DependencyUnavailable(type(exc).__name__) from exc
         raise
-    except (DBAPIError, PoolTimeout) as exc:
-        raise DependencyUnavailable(type(exc).__name__) from exc
-    except SQLAlchemyError as exc:
-        raise DependencyUnavailable(type(exc).__name__) from exc
 
 
 class Database:
@@ -53,6 +56,7 @@ class Database:
         self.is_sqlite = settings.is_sqlite
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.engine = self._create_engine()
+        self.batcher = WriteBatcher(self)
 
     def _create_engine(self) -> Engine:
         timeout = self.settings.db_timeout_seconds
@@ -134,6 +138,7 @@ class Database:
                     conn.commit()
 
     def dispose(self) -> None:
+        self.batcher.close()
         self.engine.dispose()
 
 

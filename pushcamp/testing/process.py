@@ -42,8 +42,16 @@ class ServerProcess:
         env = {**os.environ, **self.extra_env, "PUSHCAMP_DATABASE_URL": self.database_url}
         self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pushcamp", "serve", "--host", self.host,
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "pushcamp",
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+            ],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -61,8 +69,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while not found:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pushcamp serve exited with {self.proc.returncode}; "
-                                   f"see {self.log_path}")
+                raise RuntimeError(
+                    f"pushcamp serve exited with {self.proc.returncode}; see {self.log_path}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"pushcamp serve did not listen within {timeout}s")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from pushcamp.api.auth import authorize, require_partner
 from pushcamp.api.body import parse_id, read_model
-from pushcamp.api.context import call_service, context
+from pushcamp.api.context import call_service, context, within_deadline
 from pushcamp.api.schemas import (
     CampaignCreated,
     CreateCampaignRequest,
@@ -56,8 +56,8 @@ async def create_campaign(request: Request) -> JSONResponse:
     body = await read_model(request, CreateCampaignRequest)
     require_partner(caller, body.partner_id)
     campaign = new_campaign(body.title, body.language, body.is_all)
-    campaign_id = await call_service(
-        request, service.create_campaign, context(request).db, caller.partner_id, campaign
+    campaign_id = await within_deadline(
+        request, service.create_campaign_async(context(request).db, caller.partner_id, campaign)
     )
     return JSONResponse({"success": True, "campaign_id": campaign_id}, status_code=201)
 
