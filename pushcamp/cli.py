@@ -130,12 +130,18 @@ def serve(
 @app.command()
 def simulator(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8090,
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).")] = 8090,
+    decrypt: Annotated[
+        bool, typer.Option(help="Decrypt and check every message (off: faster, for benchmarks).")
+    ] = True,
+    verify_vapid: Annotated[bool, typer.Option(help="Verify every request's VAPID token.")] = True,
+    seed: Annotated[int | None, typer.Option(help="Seed for rate-based faults.")] = None,
 ) -> None:
-    """Run the push-service simulator (an RFC 8030 endpoint for tests and demos)."""
+    """Run the push-service simulator (an RFC 8030 endpoint for tests and demos;
+    docs/simulator.md)."""
     from pushcamp.testing.simulator import run
 
-    run(host=host, port=port)
+    run(host=host, port=port, decrypt=decrypt, verify_vapid=verify_vapid, seed=seed)
 
 
 @partners_app.command("create")

@@ -19,6 +19,7 @@ from pushcamp.errors import (
     Unauthorized,
 )
 from pushcamp.logs import get_logger
+from pushcamp.webpush import WebPushError
 
 log = get_logger("pushcamp.api")
 
@@ -47,6 +48,8 @@ def response_for(exc: PushcampError) -> JSONResponse:
         return JSONResponse(DEPENDENCY_FAILED, status_code=424)
     if isinstance(exc, BodyTooLarge):
         return JSONResponse({"message": "Payload Too Large"}, status_code=413)
+    if isinstance(exc, WebPushError):  # a payload, subscription or key the protocol refuses
+        return bad_request([FieldError("body", str(exc))])
     if isinstance(exc, NotFound):
         return JSONResponse({"message": "Not Found"}, status_code=404)
     return JSONResponse({"message": "Internal Server Error"}, status_code=500)

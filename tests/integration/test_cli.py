@@ -150,3 +150,27 @@ def test_set_limits_validates_and_reports(database_url: str) -> None:
 def test_db_upgrade_is_idempotent(database_url: str) -> None:
     for _ in range(2):
         assert "newest schema" in run_cli("db", "upgrade", database_url=database_url).stderr
+
+
+def test_simulator_command_serves_rfc8030_subscriptions(tmp_path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pushcamp", "simulator", "--port", "0", "--no-decrypt"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on (http://\S+)", line)
+        assert match, line
+        r = httpx.post(match.group(1) + "/subscriptions", json={}, timeout=5)
+        assert r.status_code == 201
+        sub = r.json()
+        assert sub["endpoint"].startswith(match.group(1)) and sub["keys"]["auth"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
