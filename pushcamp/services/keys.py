@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushcamp import webpush
 from pushcamp.errors import InvalidRequest
 
 
@@ -41,23 +42,12 @@ def _pair(private: ec.EllipticCurvePrivateKey) -> VapidKeyPair:
 
 
 def parse_private_key(value: str) -> ec.EllipticCurvePrivateKey:
-    """Accept the forms other Web Push tools hand out: a base64url 32-byte scalar
-    (web-push, most providers), a PEM block, or base64 DER (pywebpush's vapid files)."""
-    value = value.strip()
+    """Accept the forms other Web Push tools hand out (base64url scalar, PEM, base64 DER),
+    as the protocol library reads them; a refusal names the field."""
     try:
-        if value.startswith("-----BEGIN"):
-            key = serialization.load_pem_private_key(value.encode(), password=None)
-        else:
-            raw = b64url_decode(value.replace("+", "-").replace("/", "_"))
-            if len(raw) == 32:
-                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-            else:
-                key = serialization.load_der_private_key(raw, password=None)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        return webpush.load_private_key(value.strip())
+    except webpush.InvalidVapid as exc:
         raise InvalidRequest.of("private_key", "not a P-256 private key") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise InvalidRequest.of("private_key", "not a P-256 private key")
-    return key
 
 
 def import_pair(public_key: str, private_key: str) -> VapidKeyPair:

@@ -32,35 +32,27 @@ class TokenRecord:
     v2_limit: int
 
 
+_PARTNER_COLUMNS = (
+    Partner.id,
+    Partner.name,
+    Partner.v1_limit,
+    Partner.v2_limit,
+    Partner.default_icon,
+    Partner.created_at,
+)
+
+
 def insert_partner(conn: Connection, partner_id: str, name: str, v1: int, v2: int) -> None:
     conn.execute(insert(Partner).values(id=partner_id, name=name, v1_limit=v1, v2_limit=v2))
 
 
 def get_partner(conn: Connection, partner_id: str) -> PartnerRow | None:
-    row = conn.execute(
-        select(
-            Partner.id,
-            Partner.name,
-            Partner.v1_limit,
-            Partner.v2_limit,
-            Partner.default_icon,
-            Partner.created_at,
-        ).where(Partner.id == partner_id)
-    ).one_or_none()
+    row = conn.execute(select(*_PARTNER_COLUMNS).where(Partner.id == partner_id)).one_or_none()
     return PartnerRow(*row) if row else None
 
 
 def list_partners(conn: Connection) -> list[PartnerRow]:
-    rows = conn.execute(
-        select(
-            Partner.id,
-            Partner.name,
-            Partner.v1_limit,
-            Partner.v2_limit,
-            Partner.default_icon,
-            Partner.created_at,
-        ).order_by(Partner.id)
-    ).all()
+    rows = conn.execute(select(*_PARTNER_COLUMNS).order_by(Partner.id)).all()
     return [PartnerRow(*r) for r in rows]
 
 
