@@ -24,7 +24,7 @@ async def authorize(request: Request, policy: Policy) -> Caller:
     """
     ctx = context(request)
     header = request.headers.get("authorization")
-    caller = ctx.auth.cached(header) or await call_service(request, ctx.auth.authenticate, header)
+    caller = ctx.auth.cached(header) or await _authenticate_once(request, header)
     request.state.partner_id = caller.partner_id
     limit = caller.v2_limit if policy == "launch-v2" else caller.v1_limit
     decision = ctx.limiter.hit(f"{caller.partner_id}:{policy}", limit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from pushcamp.domain.ratelimit import RateDecision, gcra
@@ -25,7 +26,7 @@ class RateLimiter(Protocol):
 class MemoryRateLimiter:
     """GCRA state in a dict; safe across threads. Idle keys are pruned as they expire."""
 
-    def __init__(self, clock: callable = time.monotonic) -> None:  # type: ignore[valid-type]
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._tats: dict[str, float] = {}
         self._lock = threading.Lock()

@@ -69,7 +69,7 @@ def authenticate(db: Database, authorization: str | None) -> Caller:
     bare token, as the published client sends it."""
     token = _token_from_header(authorization)
     match = _TOKEN.fullmatch(token) if token else None
-    if match is None:
+    if token is None or match is None:
         raise Unauthorized("malformed credentials")
     with db.read() as conn:
         record = q.find_token(conn, match.group(1))

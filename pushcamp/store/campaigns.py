@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, Table, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -31,6 +31,7 @@ def _insert_new_title(dialect: str) -> Insert:
     breaks the transaction it runs in (see store.batch)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     table = Campaign.__table__
+    assert isinstance(table, Table)
     return insert(table).on_conflict_do_nothing().returning(table.c.id)
 
 
