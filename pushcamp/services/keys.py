@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
@@ -11,15 +9,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcamp import webpush
 from pushcamp.errors import InvalidRequest
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(value: str) -> bytes:
-    value = value.strip()
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +27,9 @@ def _pair(private: ec.EllipticCurvePrivateKey) -> VapidKeyPair:
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     scalar = private.private_numbers().private_value.to_bytes(32, "big")
-    return VapidKeyPair(public_key=b64url(public), private_key=b64url(scalar))
+    return VapidKeyPair(
+        public_key=webpush.b64url_encode(public), private_key=webpush.b64url_encode(scalar)
+    )
 
 
 def parse_private_key(value: str) -> ec.EllipticCurvePrivateKey:
@@ -55,10 +46,10 @@ def import_pair(public_key: str, private_key: str) -> VapidKeyPair:
     or every browser subscribed with it would reject our pushes."""
     pair = _pair(parse_private_key(private_key))
     try:
-        given = b64url_decode(public_key.replace("+", "-").replace("/", "_"))
-    except (ValueError, binascii.Error) as exc:
+        given = webpush.b64url_decode(public_key)
+    except ValueError as exc:
         raise InvalidRequest.of("public_key", "not base64url") from exc
-    if b64url(given) != pair.public_key:
+    if webpush.b64url_encode(given) != pair.public_key:
         raise InvalidRequest.of(
             "public_key", "is not the public key of the given private key (uncompressed P-256)"
         )

@@ -10,6 +10,7 @@
 See ``docs/webpush.md``.
 """
 
+from pushcamp.webpush._base64 import b64url_decode, b64url_encode
 from pushcamp.webpush._crypto import MAX_MESSAGE_SIZE, MAX_PAYLOAD_SIZE, decrypt, encrypt
 from pushcamp.webpush._errors import (
     DecryptionFailed,
@@ -41,6 +42,8 @@ from pushcamp.webpush._vapid import (
 )
 
 __all__ = [
+    "b64url_decode",
+    "b64url_encode",
     "MAX_MESSAGE_SIZE",
     "MAX_PAYLOAD_SIZE",
     "DecryptionFailed",

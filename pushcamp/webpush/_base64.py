@@ -7,6 +7,7 @@ import binascii
 
 
 def b64url_encode(data: bytes) -> str:
+    """Encode as unpadded base64url (keys, tokens, ``applicationServerKey``)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pushcamp import webpush
 from pushcamp.services import keys
 from pushcamp.store import Database
 from pushcamp.store.models import ApiToken, VapidKey
@@ -101,7 +102,7 @@ def test_partner_creation_generates_a_p256_pair_and_refuses_duplicates(
             database_url=database_url)
     with Session(db.engine) as s:
         key = s.scalars(select(VapidKey).where(VapidKey.partner_id == pid)).one()
-    assert len(keys.b64url_decode(key.public_key)) == 65
+    assert len(webpush.b64url_decode(key.public_key)) == 65
     shown = run_cli("vapid", "show", pid, database_url=database_url)
     assert shown.stdout.strip() == key.public_key
     again = run_cli("partners", "create", pid, database_url=database_url, check=False)

@@ -5,6 +5,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pushcamp import webpush
 from pushcamp.errors import InvalidRequest
 from pushcamp.services import keys
 from pushcamp.services.tokens import _token_from_header
@@ -30,8 +31,8 @@ def test_authorization_header_forms(header: str | None, token: str | None) -> No
 
 def test_generated_pair_is_p256_and_repr_hides_private_key() -> None:
     pair = keys.generate()
-    assert len(keys.b64url_decode(pair.public_key)) == 65
-    assert len(keys.b64url_decode(pair.private_key)) == 32
+    assert len(webpush.b64url_decode(pair.public_key)) == 65
+    assert len(webpush.b64url_decode(pair.private_key)) == 32
     assert pair.private_key not in repr(pair)
 
 

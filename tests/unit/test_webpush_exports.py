@@ -28,6 +28,8 @@ EXPECTED = {
     "VerifiedToken",
     "WebPushError",
     "WebPushSender",
+    "b64url_decode",
+    "b64url_encode",
     "check_subject",
     "classify",
     "decrypt",
