@@ -73,22 +73,23 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
-def _database() -> Any:
+@contextmanager
+def _database() -> Iterator[Any]:
+    """One database handle per command, at the newest schema, errors printed."""
     from pushcamp.store import Database
 
     db = Database(_settings())
-    with _errors():
-        db.migrate()
-    return db
+    try:
+        with _errors():
+            db.migrate()
+            yield db
+    finally:
+        db.dispose()
 
 
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    db = _database()
-    try:
-        with _errors():
-            return fn(db, *args, **kwargs)
-    finally:
-        db.dispose()
+    with _database() as db:
+        return fn(db, *args, **kwargs)
 
 
 @app.callback()
@@ -158,8 +159,9 @@ def partners_create(
     """Create a partner and generate its VAPID key pair."""
     from pushcamp.services import partners
 
-    row = _run(partners.create_partner, partner_id, name, v1_limit, v2_limit)
-    public_key = _run(partners.vapid_public_key, partner_id)
+    with _database() as db:
+        row = partners.create_partner(db, partner_id, name, v1_limit, v2_limit)
+        public_key = partners.vapid_public_key(db, partner_id)
     err.print(f"partner [bold]{row.id}[/] created (v1 {row.v1_limit}/min, v2 {row.v2_limit}/min)")
     err.print(f"VAPID public key: {public_key}", soft_wrap=True)
 
@@ -246,8 +248,8 @@ def vapid_show(partner_id: Annotated[str, typer.Argument(help="The partner id.")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (serve does this at start-up too)."""
-    db = _database()
-    db.dispose()
+    with _database():
+        pass
     err.print(f"database at the newest schema: {_settings().redacted_database_url()}")
 
 
