@@ -67,16 +67,21 @@ def revoke_token(db: Database, prefix: str) -> None:
 def authenticate(db: Database, authorization: str | None) -> Caller:
     """Resolve an ``Authorization`` header: ``Bearer <token>`` (scheme in any case) or the
     bare token, as the published client sends it."""
-    token = _token_from_header(authorization)
+    return _check(db, _token_from_header(authorization))[0]
+
+
+def _check(db: Database, token: str | None) -> tuple[Caller, bytes]:
+    """The caller behind ``token`` and the token's digest (the key it is cached under)."""
     match = _TOKEN.fullmatch(token) if token else None
     if token is None or match is None:
         raise Unauthorized("malformed credentials")
     with db.read() as conn:
         record = q.find_token(conn, match.group(1))
+    digest = _hash(token)
     expected = record.secret_hash if record else _DUMMY_HASH
-    if not hmac.compare_digest(_hash(token), expected) or record is None or record.revoked:
+    if not hmac.compare_digest(digest, expected) or record is None or record.revoked:
         raise Unauthorized("unknown or revoked token")
-    return Caller(record.partner_id, record.v1_limit, record.v2_limit)
+    return Caller(record.partner_id, record.v1_limit, record.v2_limit), digest
 
 
 def _token_from_header(value: str | None) -> str | None:
@@ -125,11 +130,9 @@ class Authenticator:
         return hit[1]
 
     def authenticate(self, authorization: str | None) -> Caller:
-        caller = authenticate(self._db, authorization)
+        caller, digest = _check(self._db, _token_from_header(authorization))
         if self._ttl > 0:
             if len(self._cache) >= self._max:
                 self._cache.clear()
-            token = _token_from_header(authorization)
-            assert token is not None  # authenticate() refused anything else
-            self._cache[_hash(token)] = (self._clock() + self._ttl, caller)
+            self._cache[digest] = (self._clock() + self._ttl, caller)
         return caller
