@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from pushcamp.api import metrics
 from pushcamp.api.body import BodyTooLarge
 from pushcamp.errors import (
     DependencyUnavailable,
@@ -58,6 +59,7 @@ def response_for(exc: PushcampError) -> JSONResponse:
 async def _pushcamp_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PushcampError)
     if isinstance(exc, DependencyUnavailable):
+        metrics.DEPENDENCY_FAILURES.inc()
         log.warning("dependency_unavailable", path=request.url.path, error=str(exc))
     return response_for(exc)
 

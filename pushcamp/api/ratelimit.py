@@ -7,6 +7,7 @@ arithmetic, so both give the same answers.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +53,7 @@ def headers(policy: str, decision: RateDecision) -> list[tuple[bytes, bytes]]:
     """The rate-limit headers of a response: the X-RateLimit trio, the IETF
     ``RateLimit``/``RateLimit-Policy`` pair (structured-field form), and ``Retry-After``
     when the request was refused."""
-    reset = max(0, int(-(-decision.reset_after // 1)))  # ceil without math import
+    reset = max(0, math.ceil(decision.reset_after))
     out = [
         (b"x-ratelimit-limit", str(decision.limit).encode()),
         (b"x-ratelimit-remaining", str(decision.remaining).encode()),
@@ -64,5 +65,5 @@ def headers(policy: str, decision: RateDecision) -> list[tuple[bytes, bytes]]:
         (b"ratelimit", f'"{policy}";r={decision.remaining};t={reset}'.encode()),
     ]
     if not decision.allowed:
-        out.append((b"retry-after", str(max(1, int(-(-decision.retry_after // 1)))).encode()))
+        out.append((b"retry-after", str(max(1, math.ceil(decision.retry_after))).encode()))
     return out

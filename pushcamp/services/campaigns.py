@@ -32,16 +32,10 @@ def _created(campaign_id: int | None) -> int:
     return campaign_id
 
 
-def create_campaign(db: Database, partner_id: str, campaign: NewCampaign) -> int:
-    """Store a new Draft campaign and return its id; a live duplicate title is refused
-    by the database's unique index, so concurrent creates of one title yield one winner."""
-    with db.write() as conn:
-        return _created(_insert_op(partner_id, campaign)(conn))
-
-
 async def create_campaign_async(db: Database, partner_id: str, campaign: NewCampaign) -> int:
-    """As :func:`create_campaign`, group-committed with other concurrent writes; returns
-    only after the commit."""
+    """Store a new Draft campaign and return its id, group-committed with other concurrent
+    writes (returns only after the commit). A live duplicate title is refused by the
+    database's unique index, so concurrent creates of one title yield one winner."""
     return _created(await asyncio.wrap_future(db.batcher.submit(_insert_op(partner_id, campaign))))
 
 

@@ -147,6 +147,7 @@ def test_locked_sqlite_gives_424_then_recovers(
             r = c.post("/v1/single", json=tenant.body(title="locked out", language="en_US"),
                        headers=tenant.auth)
             assert r.status_code == 424 and r.json() == FAILED
+            assert "pushcamp_dependency_failures_total 1.0" in c.get("/metrics").text
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
