@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy.exc import IntegrityError
 
 from pushcamp.domain.partners import check_limit, check_partner_id
@@ -26,7 +28,7 @@ def create_partner(
     pair = keys.generate()
     try:
         with db.write() as conn:
-            q.insert_partner(conn, partner_id, name, v1, v2)
+            q.insert_partner(conn, partner_id, name, v1, v2, secrets.token_bytes(32))
             q.upsert_vapid_key(conn, partner_id, pair.public_key, pair.private_key)
     except IntegrityError as exc:
         raise Conflict(f"partner {partner_id!r} already exists") from exc

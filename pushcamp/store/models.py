@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    JSON,
     LargeBinary,
     MetaData,
     String,
@@ -50,6 +51,19 @@ class Partner(Base):
     v2_limit: Mapped[int] = mapped_column(Integer)
     default_icon: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The site origins (``https://shop.example``) allowed to call the public subscriber
+    # endpoints from a browser (CORS). Empty: no browser origin is allowed.
+    site_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Subscribers with no click and no visit within this many days are "unengaged".
+    engagement_days: Mapped[int] = mapped_column(Integer, default=90)
+    # At most this many pushes per subscriber per 24 h; None: no cap.
+    frequency_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Silent hours in the subscriber's local time, minutes after midnight; None: off.
+    # start > end wraps midnight (22:00-07:00).
+    silent_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    silent_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # HMAC key for the per-delivery event tokens (services/events.py). Never returned.
+    signing_key: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class ApiToken(Base):
@@ -106,4 +120,57 @@ class Campaign(Base):
             postgresql_where=deleted_at.is_(None),
             sqlite_where=deleted_at.is_(None),
         ),
+    )
+
+
+class Subscriber(Base):
+    """One browser push subscription of a partner's site. ``(partner_id, endpoint)`` is
+    unique: subscribing the same endpoint again updates the row. A subscription the push
+    service called gone (404/410) or that the browser unsubscribed is kept, inactive."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(Text)
+    p256dh: Mapped[str] = mapped_column(String(100))
+    auth: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    browser: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    os: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_engaged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Why it became inactive: "unsubscribed", "gone" (push service 404/410), "replaced".
+    deactivated_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+    __table_args__ = (
+        Index("uq_subscribers_partner_endpoint", "partner_id", "endpoint", unique=True),
+        # The audience is read in keyset pages: active subscribers of a partner by id.
+        Index("ix_subscribers_audience", "partner_id", "active", "id"),
+    )
+
+
+class Event(Base):
+    """What a service worker reported about one push: ``delivered``, ``clicked`` or
+    ``closed``, at most once per (launch, subscriber, type) — a replayed event hits the
+    unique index and is counted nowhere."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    launch_id: Mapped[int] = mapped_column(BigInteger)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("uq_events_once", "launch_id", "subscriber_id", "type", unique=True),
+        Index("ix_events_partner_time", "partner_id", "created_at"),
     )

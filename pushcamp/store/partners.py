@@ -42,8 +42,58 @@ _PARTNER_COLUMNS = (
 )
 
 
-def insert_partner(conn: Connection, partner_id: str, name: str, v1: int, v2: int) -> None:
-    conn.execute(insert(Partner).values(id=partner_id, name=name, v1_limit=v1, v2_limit=v2))
+def insert_partner(
+    conn: Connection, partner_id: str, name: str, v1: int, v2: int, signing_key: bytes
+) -> None:
+    conn.execute(
+        insert(Partner).values(
+            id=partner_id, name=name, v1_limit=v1, v2_limit=v2, signing_key=signing_key
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """What the public (browser-facing) endpoints need to know about a partner."""
+
+    partner_id: str
+    site_origins: tuple[str, ...]
+    signing_key: bytes
+    vapid_public_key: str
+    engagement_days: int
+    default_icon: str | None
+
+
+def get_site_settings(conn: Connection, partner_id: str) -> SiteSettings | None:
+    row = conn.execute(
+        select(
+            Partner.id,
+            Partner.site_origins,
+            Partner.signing_key,
+            VapidKey.public_key,
+            Partner.engagement_days,
+            Partner.default_icon,
+        )
+        .join(VapidKey, VapidKey.partner_id == Partner.id)
+        .where(Partner.id == partner_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return SiteSettings(
+        partner_id=row[0],
+        site_origins=tuple(row[1] or ()),
+        signing_key=bytes(row[2]),
+        vapid_public_key=row[3],
+        engagement_days=row[4],
+        default_icon=row[5],
+    )
+
+
+def set_site_origins(conn: Connection, partner_id: str, origins: list[str]) -> bool:
+    result = conn.execute(
+        update(Partner).where(Partner.id == partner_id).values(site_origins=origins)
+    )
+    return result.rowcount == 1
 
 
 def get_partner(conn: Connection, partner_id: str) -> PartnerRow | None:

@@ -1,0 +1,367 @@
+"""Subscribers: the rules a browser push subscription must follow before it is stored
+(contract §3). Used alike by the public subscribe endpoint and by bulk import.
+
+Pure functions; the only outside knowledge is the ISO/CLDR/IANA tables that come with
+well-kept libraries (pycountry, Babel, the tz database) and the User-Agent regexes of
+``ua-parser`` (uap-core, maintained by its community and updated as browsers change).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from babel import Locale, UnknownLocaleError
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pushcamp.domain import locales, text
+from pushcamp.errors import FieldError, InvalidRequest
+from pushcamp.webpush import b64url_decode
+
+ENDPOINT_MAX_CHARS = 2048
+MAX_ATTRIBUTES = 32
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+ATTRIBUTE_VALUE_MAX_CHARS = 200
+# The built-in attributes a launch's ``target`` can name; they live in their own columns.
+BUILTIN_ATTRIBUTES = ("d_wp_browser", "d_wp_os", "d_wp_device")
+DEVICES = ("desktop", "mobile", "tablet")
+
+# The push services browsers use. A subscription endpoint must be https on one of these
+# (or on a host the operator adds with PUSHCAMP_PUSH_ALLOWED_HOSTS): pushcamp will POST to
+# it, so anything else would let a stranger make the server call arbitrary addresses.
+KNOWN_PUSH_HOSTS = (
+    "fcm.googleapis.com",
+    "android.googleapis.com",
+    "updates.push.services.mozilla.com",
+)
+KNOWN_PUSH_SUFFIXES = (".notify.windows.com", ".push.apple.com")
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubscription:
+    """A validated subscription, ready to upsert."""
+
+    endpoint: str
+    p256dh: str
+    auth: str
+    language: str | None = None
+    timezone: str | None = None
+    browser: str | None = None
+    os: str | None = None
+    device: str | None = None
+    # None: not given (a re-subscribe keeps the stored ones); {} clears them.
+    attributes: dict[str, str] | None = None
+    last_engaged_at: datetime | None = None
+
+
+# --- endpoint (no SSRF) -----------------------------------------------------------------
+
+
+def _is_known_push_host(host: str) -> bool:
+    return host in KNOWN_PUSH_HOSTS or any(host.endswith(s) for s in KNOWN_PUSH_SUFFIXES)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(url: str, extra_hosts: frozenset[str] = frozenset()) -> str | None:
+    """Why pushcamp must not POST to ``url``, or None when it may.
+
+    Allowed: https on a known push-service host, or on a host (``host`` or ``host:port``)
+    the operator listed; plain http only for a listed loopback host (a local test push
+    service). IP literals that are private, link-local, loopback, multicast or reserved
+    are refused unless listed, and so is anything with credentials or a fragment.
+    """
+    if len(url) > ENDPOINT_MAX_CHARS:
+        return f"must be at most {ENDPOINT_MAX_CHARS} characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "must be a URL"
+    host = (parts.hostname or "").lower().rstrip(".")
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https URL"
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        return "must not carry credentials or a fragment"
+    if any(c.isspace() or ord(c) < 0x20 for c in url):
+        return "must not contain whitespace or control characters"
+    netloc = f"{host}:{port}" if port is not None else host
+    listed = host in extra_hosts or netloc in extra_hosts
+    if parts.scheme == "http":
+        if listed and _is_loopback(host):
+            return None
+        return "must be an https URL (plain http only for a loopback host listed in "
+        "PUSHCAMP_PUSH_ALLOWED_HOSTS)"
+    if listed:
+        return None
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        if not address.is_global:
+            return "must not point at a private, loopback or link-local address"
+        return "must be on a known push-service host"
+    if not _is_known_push_host(host):
+        return "must be on a known push-service host (FCM, Mozilla, Microsoft, Apple)"
+    return None
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+def p256dh_problem(value: str) -> str | None:
+    try:
+        raw = b64url_decode(value)
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except (ValueError, TypeError):
+        return "must be a base64url P-256 public key (65-byte uncompressed point)"
+    if len(raw) != 65:
+        return "must be a base64url P-256 public key (65-byte uncompressed point)"
+    return None
+
+
+def auth_problem(value: str) -> str | None:
+    try:
+        raw = b64url_decode(value)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) != 16:
+        return "must be a base64url 16-byte auth secret"
+    return None
+
+
+# --- language and time zone -------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def normalise_language(value: str) -> str | None:
+    """A browser locale (``en-US``, ``en_us``, ``tr``, ``zh-Hant-TW``) as the contract's
+    ``ll_CC``, or None if it cannot be one. A bare language takes its most likely region
+    from CLDR (``tr`` → ``tr_TR``, ``en`` → ``en_US``)."""
+    if len(value) > 35:
+        return None
+    candidate = value.strip().replace("-", "_")
+    try:
+        parsed = Locale.parse(candidate)
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
+    region = parsed.territory
+    if region is None:
+        likely = Locale.parse(parsed.language).territory
+        if likely is None:
+            from babel.core import get_global
+
+            subtags = get_global("likely_subtags").get(parsed.language, "")
+            region = subtags.split("_")[-1] if subtags else None
+        else:
+            region = likely
+    code = f"{parsed.language}_{region}" if region else None
+    if code is None or not locales.is_locale(code) or code == locales.ALL_LANGUAGES:
+        return None
+    return code
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def timezone_problem(value: str) -> str | None:
+    if value not in _zones():
+        return "must be an IANA time zone name (e.g. Europe/Istanbul)"
+    return None
+
+
+# --- User-Agent -------------------------------------------------------------------------
+
+_BROWSERS = (  # ua-parser family prefix -> the contract's d_wp_browser value
+    ("Edge", "Edg"),
+    ("Samsung Internet", "SamsungBrowser"),
+    ("Opera", "Opera"),
+    ("Chrome", "Chrome"),
+    ("Chromium", "Chrome"),
+    ("Firefox", "Firefox"),
+    ("Mobile Safari", "Safari"),
+    ("Safari", "Safari"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    browser: str | None
+    os: str | None
+    device: str | None
+
+
+@lru_cache(maxsize=2048)
+def device_info(user_agent: str) -> DeviceInfo:
+    """``d_wp_browser`` / ``d_wp_os`` / ``d_wp_device`` from a User-Agent string."""
+    from ua_parser import parse
+
+    if not user_agent:
+        return DeviceInfo(None, None, None)
+    result = parse(user_agent[:1024])
+    family = result.user_agent.family if result.user_agent else None
+    browser = None
+    if family:
+        browser = next((name for prefix, name in _BROWSERS if family.startswith(prefix)), family)
+    os_family = result.os.family if result.os else None
+    device_family = (result.device.family if result.device else "") or ""
+    if (
+        "iPad" in device_family
+        or "Tablet" in user_agent
+        or (os_family == "Android" and "Mobile" not in user_agent)
+    ):
+        device = "tablet"
+    elif os_family in ("iOS", "Android") or "Mobi" in user_agent:
+        device = "mobile"
+    elif family is None or family == "Other":
+        device = None
+    else:
+        device = "desktop"
+    return DeviceInfo(browser=browser[:64] if browser else None, os=os_family, device=device)
+
+
+# --- the whole subscription -------------------------------------------------------------
+
+
+def _string(
+    data: Mapping[str, object], key: str, errors: list[FieldError], name: str = ""
+) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(name or key, "must be a string"))
+        return None
+    if problem := text.storage_problem(value):
+        errors.append(FieldError(name or key, problem))
+        return None
+    return value
+
+
+def attributes_problems(value: object) -> tuple[dict[str, str] | None, list[FieldError]]:
+    """Custom attributes: at most 32, names like identifiers, values strings (numbers and
+    booleans are stored as their JSON text) of at most 200 characters."""
+    if value is None:
+        return None, []
+    if not isinstance(value, dict):
+        return {}, [FieldError("attributes", "must be an object")]
+    if len(value) > MAX_ATTRIBUTES:
+        return {}, [FieldError("attributes", f"at most {MAX_ATTRIBUTES} attributes")]
+    out: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for name, raw in value.items():
+        where = f"attributes.{name}"[:80]
+        if not ATTRIBUTE_NAME.fullmatch(name) or name in BUILTIN_ATTRIBUTES:
+            errors.append(FieldError(where, "invalid attribute name"))
+            continue
+        if isinstance(raw, bool):
+            item = "true" if raw else "false"
+        elif isinstance(raw, int | float) and raw == raw and abs(raw) != float("inf"):
+            item = str(raw)
+        elif isinstance(raw, str):
+            item = text.normalise(raw)
+        else:
+            errors.append(FieldError(where, "must be a string, number or boolean"))
+            continue
+        if problem := text.storage_problem(item):
+            errors.append(FieldError(where, problem))
+        elif len(item) > ATTRIBUTE_VALUE_MAX_CHARS:
+            errors.append(FieldError(where, f"at most {ATTRIBUTE_VALUE_MAX_CHARS} characters"))
+        else:
+            out[name] = item
+    return out, errors
+
+
+def parse_timestamp(value: object) -> datetime:
+    """An ISO 8601 timestamp; one without an offset is taken as UTC."""
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_subscription(
+    data: Mapping[str, object],
+    *,
+    allowed_hosts: frozenset[str] = frozenset(),
+    user_agent: str | None = None,
+    allow_last_engaged: bool = False,
+) -> NewSubscription:
+    """Validate a subscription object: ``PushSubscription.toJSON()``'s ``endpoint`` and
+    ``keys`` plus optional ``language``, ``timezone``, ``attributes``, ``d_wp_browser``,
+    ``d_wp_os``, ``d_wp_device`` (derived from ``user_agent`` when absent) and, for bulk
+    import, ``last_engaged_at``. Every offending field is named at once."""
+    errors: list[FieldError] = []
+    endpoint = _string(data, "endpoint", errors)
+    if endpoint is None and not any(e.field == "endpoint" for e in errors):
+        errors.append(FieldError("endpoint", "is required"))
+    elif endpoint is not None and (problem := endpoint_problem(endpoint, allowed_hosts)):
+        errors.append(FieldError("endpoint", problem))
+    keys = data.get("keys")
+    p256dh = auth = None
+    if not isinstance(keys, dict):
+        errors.append(FieldError("keys", "must be an object with p256dh and auth"))
+    else:
+        p256dh = _string(keys, "p256dh", errors, "keys.p256dh")
+        auth = _string(keys, "auth", errors, "keys.auth")
+        if p256dh is None or (problem := p256dh_problem(p256dh)):
+            if not any(e.field == "keys.p256dh" for e in errors):
+                errors.append(FieldError("keys.p256dh", problem if p256dh else "is required"))
+        if auth is None or (problem := auth_problem(auth)):
+            if not any(e.field == "keys.auth" for e in errors):
+                errors.append(FieldError("keys.auth", problem if auth else "is required"))
+    language = _string(data, "language", errors)
+    if language is not None:
+        normalised = normalise_language(language)
+        if normalised is None:
+            errors.append(FieldError("language", "must be a browser locale such as en-US"))
+        language = normalised
+    timezone = _string(data, "timezone", errors)
+    if timezone is not None and (problem := timezone_problem(timezone)):
+        errors.append(FieldError("timezone", problem))
+    attributes, attribute_errors = attributes_problems(data.get("attributes"))
+    errors.extend(attribute_errors)
+    given = {key: _string(data, key, errors) for key in BUILTIN_ATTRIBUTES}
+    for key, value in given.items():
+        if value is not None and (not value.strip() or len(value) > 64):
+            errors.append(FieldError(key, "must be 1-64 characters"))
+    if given["d_wp_device"] is not None and given["d_wp_device"] not in DEVICES:
+        errors.append(FieldError("d_wp_device", "must be desktop, mobile or tablet"))
+    last_engaged_at = None
+    if allow_last_engaged and data.get("last_engaged_at") is not None:
+        try:
+            last_engaged_at = parse_timestamp(data["last_engaged_at"])
+        except ValueError:
+            errors.append(FieldError("last_engaged_at", "must be an ISO 8601 timestamp"))
+    if errors:
+        raise InvalidRequest(errors)
+    assert endpoint is not None and p256dh is not None and auth is not None
+    derived = device_info(user_agent) if user_agent else DeviceInfo(None, None, None)
+    return NewSubscription(
+        endpoint=endpoint,
+        p256dh=p256dh,
+        auth=auth,
+        language=language,
+        timezone=timezone,
+        browser=given["d_wp_browser"] or derived.browser,
+        os=given["d_wp_os"] or derived.os,
+        device=given["d_wp_device"] or derived.device,
+        attributes=attributes,
+        last_engaged_at=last_engaged_at,
+    )
