@@ -174,3 +174,98 @@ class Event(Base):
         Index("uq_events_once", "launch_id", "subscriber_id", "type", unique=True),
         Index("ix_events_partner_time", "partner_id", "created_at"),
     )
+
+
+class Launch(Base):
+    """One launch of a campaign. Written in the same transaction as its batch plan (the
+    outbox), so a launch that was answered 200 is never lost. ``once`` is true for an
+    ``is_all`` campaign: a partial unique index lets only one such launch exist."""
+
+    __tablename__ = "launches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    once: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    # The validated launch request (domain.launches.LaunchRequest as a dict).
+    request: Mapped[dict[str, object]] = mapped_column(JSON)
+    topic: Mapped[str] = mapped_column(String(32))
+    batches_total: Mapped[int] = mapped_column(Integer, default=0)
+    batches_done: Mapped[int] = mapped_column(Integer, default=0)
+    paused_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(
+            "uq_launches_once",
+            "campaign_id",
+            unique=True,
+            postgresql_where=once.is_(True),
+            sqlite_where=once.is_(True),
+        ),
+        Index("ix_launches_campaign", "campaign_id", "id"),
+    )
+
+
+class LaunchBatch(Base):
+    """A slice of a launch's audience: the partner's subscribers with ``lo <= id <= hi``
+    (ids taken when the launch was recorded). A worker claims a batch, sends, records
+    deliveries, then marks it done; a claim whose lease ran out (the worker died) is
+    taken again, and the subscribers already recorded are skipped."""
+
+    __tablename__ = "launch_batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    launch_id: Mapped[int] = mapped_column(ForeignKey("launches.id", ondelete="CASCADE"))
+    lo: Mapped[int] = mapped_column(BigInteger)
+    hi: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_launch_batches_status", "status", "id"),
+        Index("ix_launch_batches_launch", "launch_id", "status"),
+    )
+
+
+class Delivery(Base):
+    """What became of one subscriber in one launch: ``sent`` (the push service accepted
+    it) or ``dropped`` with its reason. Written only once the outcome is known — never
+    when a batch is merely fetched — and unique per (launch, subscriber)."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    launch_id: Mapped[int] = mapped_column(BigInteger)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("uq_deliveries_once", "launch_id", "subscriber_id", unique=True),
+        Index("ix_deliveries_launch_state", "launch_id", "state"),
+        # The frequency cap counts a subscriber's recent pushes.
+        Index("ix_deliveries_subscriber_time", "subscriber_id", "created_at"),
+    )
+
+
+class IdempotencyKey(Base):
+    """A launch request's ``Idempotency-Key``, per partner, with the response it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    partner_id: Mapped[str] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, object]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
