@@ -1,0 +1,589 @@
+"""Launches: the rules of a launch request (contract §2.2), the notification payload and
+its size limit (§4), and the audience and delivery rules the fan-out engine applies.
+
+Pure: no database, no network, no clock (``now`` is always passed in). The engine in
+``pushcamp.delivery`` calls these; the API layer only parses JSON and maps the errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from pushcamp.domain import campaigns, text
+from pushcamp.domain.subscribers import (
+    ATTRIBUTE_NAME,
+    ATTRIBUTE_VALUE_MAX_CHARS,
+    BUILTIN_ATTRIBUTES,
+)
+from pushcamp.errors import FieldError, InvalidRequest
+from pushcamp.webpush import MAX_PAYLOAD_SIZE
+
+__all__ = [
+    "DESCRIPTION_MAX_CHARS",
+    "DESCRIPTION_WITH_BANNER_MAX_CHARS",
+    "MAX_TAG_CHARS",
+    "MAX_TARGET_VALUES",
+    "MAX_TOKEN_CHARS",
+    "PAUSE_MIN_ATTEMPTS",
+    "PAUSE_REJECT_RATIO",
+    "TERMINAL",
+    "TOPIC_MAX_CHARS",
+    "TTL_MAX_SECONDS",
+    "URL_MAX_CHARS",
+    "DeliveryState",
+    "DropReason",
+    "LaunchRequest",
+    "LaunchStatus",
+    "Target",
+    "build_payload",
+    "check_payload",
+    "engaged",
+    "engagement_cutoff",
+    "fingerprint",
+    "frequency_capped",
+    "in_silent_hours",
+    "local_minutes",
+    "parse_launch",
+    "payload_problem",
+    "should_pause",
+    "topic_for",
+    "url_problem",
+]
+
+DESCRIPTION_MAX_CHARS = 255
+# A notification with a large image leaves room for one short line of text.
+DESCRIPTION_WITH_BANNER_MAX_CHARS = 30
+URL_MAX_CHARS = 2048
+TTL_MAX_SECONDS = 864_000  # 240 hours
+MAX_TARGET_VALUES = 100
+# The longest per-delivery event token and notification tag the engine may put in a
+# payload. ``payload_problem`` measures with placeholders of exactly these lengths, so a
+# launch it accepts fits whatever token a delivery gets; ``build_payload`` refuses longer
+# ones rather than silently breaking that promise.
+MAX_TOKEN_CHARS = 160
+MAX_TAG_CHARS = 64
+
+PAUSE_MIN_ATTEMPTS = 50
+PAUSE_REJECT_RATIO = 0.8
+
+
+class LaunchStatus(StrEnum):
+    QUEUED = "Queued"
+    SENDING = "Sending"
+    SENT = "Sent"
+    PAUSED = "Paused"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+
+
+#: A launch in one of these states never sends again.
+TERMINAL = frozenset({LaunchStatus.SENT, LaunchStatus.STOPPED, LaunchStatus.FAILED})
+
+
+class DropReason(StrEnum):
+    """Why a targeted subscriber got nothing: the ``dropped`` labels of statistics (§2.4)."""
+
+    FREQUENCY_CAPPED = "frequencyCapped"
+    SILENT_HOURS = "silentHours"
+    UNSUBSCRIPTIONS = "unsubscriptions"
+    SERVICE_PROVIDER_ERRORS = "serviceProviderErrors"
+    INTERNAL_ERRORS = "internalErrors"
+    TOO_LARGE = "payloadTooLarge"
+
+
+class DeliveryState(StrEnum):
+    """The state of one delivery record (one launch × one subscriber)."""
+
+    PENDING = "pending"
+    SENT = "sent"  # accepted by the push service (2xx), not necessarily delivered
+    DROPPED = "dropped"  # with a DropReason
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Subscribers whose ``attribute`` equals any of ``values``."""
+
+    attribute: str
+    values: tuple[str, ...]
+
+    @property
+    def builtin(self) -> bool:
+        """True for ``d_wp_browser``/``d_wp_os``/``d_wp_device`` (their own columns)."""
+        return self.attribute in BUILTIN_ATTRIBUTES
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """A validated launch body; the campaign, owner and status come from the server."""
+
+    partner_id: str
+    title: str
+    description: str
+    image: str | None
+    banner: str | None
+    link: str
+    ttl: int
+    include_unengaged: bool
+    language: str | None
+    target: Target | None
+
+
+# --- parsing ----------------------------------------------------------------------------
+
+_MISSING = object()
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _get(data: Mapping[str, object], key: str) -> object:
+    """The value of ``key``; JSON ``null`` counts as absent (every optional field has a
+    default, and a required one is then reported as missing)."""
+    value = data.get(key, _MISSING)
+    return _MISSING if value is None else value
+
+
+def _text(
+    value: object, field: str, errors: list[FieldError], *, normalise: bool = True
+) -> str | None:
+    """A required, storable string (NFC-normalised unless told not to), or None after
+    recording why not."""
+    if value is _MISSING:
+        errors.append(FieldError(field, "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    if problem := text.storage_problem(value):
+        errors.append(FieldError(field, problem))
+        return None
+    return text.normalise(value) if normalise else value
+
+
+def _host_problem(host: str) -> str | None:
+    # Brackets mark an IPv6 literal, which urlsplit has already checked; anything else
+    # must be a DNS name (IDNs allowed) of at most 253 octets.
+    if not host:
+        return "must name a host"
+    if ":" in host:
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "must name a valid host"
+    labels = ascii_host.split(".")
+    if len(ascii_host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "must name a valid host"
+    return None
+
+
+def url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
+    """Why ``value`` is not an absolute URL with one of ``schemes`` and a valid host.
+
+    These URLs are fetched or opened by the subscriber's browser, never by pushcamp, so
+    private addresses are not refused here (the SSRF rules are for push endpoints).
+    """
+    wanted = " or ".join(schemes)
+    if len(value) > URL_MAX_CHARS:
+        return f"must be at most {URL_MAX_CHARS} characters"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return f"must be an {wanted} URL"
+    if parts.scheme.lower() not in schemes or not parts.netloc:
+        return f"must be an {wanted} URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials"
+    return _host_problem((parts.hostname or "").rstrip("."))
+
+
+def _url(
+    value: object, field: str, schemes: tuple[str, ...], errors: list[FieldError]
+) -> str | None:
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    if problem := url_problem(value, schemes):
+        errors.append(FieldError(field, problem))
+        return None
+    return value
+
+
+def _ttl(value: object, errors: list[FieldError]) -> int | None:
+    """An integer or a string of ASCII digits (the published samples send ``"1000"``).
+    Not a bool (JSON ``true`` is not 1), not a float, no sign, no spaces."""
+    reason = f"must be an integer from 0 to {TTL_MAX_SECONDS} (or a string of digits)"
+    if value is _MISSING:
+        errors.append(FieldError("ttl", "is required"))
+        return None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        # Leading zeros are harmless; the length guard keeps int() cheap on a long string.
+        digits = value.lstrip("0") or "0"
+        number = int(digits) if len(digits) <= 7 else TTL_MAX_SECONDS + 1
+    else:
+        number = None
+    if number is None or not 0 <= number <= TTL_MAX_SECONDS:
+        errors.append(FieldError("ttl", reason))
+        return None
+    return number
+
+
+def _include_unengaged(data: Mapping[str, object], errors: list[FieldError]) -> bool:
+    given = {
+        key: value
+        for key in ("include_unengaged", "include_unengage")
+        if (value := _get(data, key)) is not _MISSING
+    }
+    for key, value in given.items():
+        if not isinstance(value, bool):
+            errors.append(FieldError(key, "must be a boolean"))
+    values = {v for v in given.values() if isinstance(v, bool)}
+    if len(values) > 1:
+        errors.append(
+            FieldError("include_unengaged", "disagrees with include_unengage; send one of them")
+        )
+        return False
+    return values.pop() if values else False
+
+
+def _target(value: object, errors: list[FieldError]) -> Target | None:
+    if not isinstance(value, dict):
+        errors.append(FieldError("target", 'must be an object {"attribute": ..., "values": [...]}'))
+        return None
+    attribute = value.get("attribute")
+    attribute_ok = False
+    if attribute is None:
+        errors.append(FieldError("target.attribute", "is required"))
+    elif not isinstance(attribute, str):
+        errors.append(FieldError("target.attribute", "must be a string"))
+    elif not ATTRIBUTE_NAME.fullmatch(attribute):
+        errors.append(
+            FieldError(
+                "target.attribute",
+                "must be d_wp_browser, d_wp_os, d_wp_device or a custom attribute name",
+            )
+        )
+    else:
+        attribute_ok = True
+    raw_values = value.get("values")
+    values: list[str] = []
+    values_ok = False
+    if raw_values is None:
+        errors.append(FieldError("target.values", "is required"))
+    elif not isinstance(raw_values, list) or not raw_values:
+        errors.append(FieldError("target.values", "must be a non-empty list of strings"))
+    elif len(raw_values) > MAX_TARGET_VALUES:
+        errors.append(FieldError("target.values", f"at most {MAX_TARGET_VALUES} values"))
+    else:
+        values_ok = True
+        for index, item in enumerate(raw_values):
+            where = f"target.values.{index}"
+            if not isinstance(item, str):
+                errors.append(FieldError(where, "must be a string"))
+            elif problem := text.storage_problem(item):
+                errors.append(FieldError(where, problem))
+            elif len(item := text.normalise(item)) > ATTRIBUTE_VALUE_MAX_CHARS:
+                errors.append(FieldError(where, f"at most {ATTRIBUTE_VALUE_MAX_CHARS} characters"))
+            else:
+                values.append(item)
+                continue
+            values_ok = False
+    if not (attribute_ok and values_ok):
+        return None
+    assert isinstance(attribute, str)
+    # Duplicates change nothing in an "equals any of" match; keep the first of each.
+    return Target(attribute=attribute, values=tuple(dict.fromkeys(values)))
+
+
+def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
+    """Validate a launch body (§2.2), naming every offending field at once.
+
+    ``is_all`` is the campaign's: a segment campaign (False) must name a ``target``; an
+    ``is_all`` campaign may, to narrow its audience. Fields not in the contract are
+    ignored (the published collection sends some). No value is coerced except ``ttl``,
+    which the contract allows as a numeric string. Titles and descriptions are returned
+    NFC-normalised, lengths counted in code points.
+    """
+    errors: list[FieldError] = []
+
+    # Compared byte for byte with the token's partner, so never rewritten.
+    partner_id = _text(_get(data, "partner_id"), "partner_id", errors, normalise=False)
+
+    title = _text(_get(data, "title"), "title", errors)
+    if title is not None and (problem := campaigns.title_problem(title)):
+        errors.append(FieldError("title", problem))
+        title = None
+
+    image_raw, banner_raw = _get(data, "image"), _get(data, "banner")
+    image = None if image_raw is _MISSING else _url(image_raw, "image", ("https",), errors)
+    banner = None if banner_raw is _MISSING else _url(banner_raw, "banner", ("https",), errors)
+
+    description = _text(_get(data, "description"), "description", errors)
+    if description is not None:
+        limit = (
+            DESCRIPTION_WITH_BANNER_MAX_CHARS
+            if banner_raw is not _MISSING
+            else DESCRIPTION_MAX_CHARS
+        )
+        if not description.strip():
+            errors.append(FieldError("description", "must not be empty or blank"))
+        elif len(description) > limit:
+            why = " when a banner is given" if banner_raw is not _MISSING else ""
+            errors.append(FieldError("description", f"must be at most {limit} characters{why}"))
+
+    link_raw = _get(data, "link")
+    link = None
+    if link_raw is _MISSING:
+        errors.append(FieldError("link", "is required"))
+    else:
+        link = _url(link_raw, "link", ("https", "http"), errors)
+
+    ttl = _ttl(_get(data, "ttl"), errors)
+    include_unengaged = _include_unengaged(data, errors)
+
+    language_raw = _get(data, "language")
+    language = None
+    if language_raw is not _MISSING:
+        if not isinstance(language_raw, str):
+            errors.append(FieldError("language", "must be a string"))
+        elif problem := campaigns.language_problem(language_raw):
+            errors.append(FieldError("language", problem))
+        else:
+            language = language_raw
+
+    target_raw = _get(data, "target")
+    target = None
+    if target_raw is _MISSING:
+        if not is_all:
+            errors.append(FieldError("target", "is required for a campaign with is_all false"))
+    else:
+        target = _target(target_raw, errors)
+
+    if errors:
+        raise InvalidRequest(errors)
+    assert partner_id is not None and title is not None and description is not None
+    assert link is not None and ttl is not None
+    return LaunchRequest(
+        partner_id=partner_id,
+        title=title,
+        description=description,
+        image=image,
+        banner=banner,
+        link=link,
+        ttl=ttl,
+        include_unengaged=include_unengaged,
+        language=language,
+        target=target,
+    )
+
+
+def fingerprint(data: Mapping[str, object]) -> str:
+    """SHA-256 (hex) of the body as canonical JSON: keys sorted at every level, no
+    whitespace, non-ASCII escaped. Two bodies that differ only in key order or spacing
+    get the same fingerprint, so a retry with the same ``Idempotency-Key`` is recognised
+    and a different body under a reused key is not."""
+    canonical = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+# --- payload ----------------------------------------------------------------------------
+
+
+def build_payload(
+    req: LaunchRequest, *, default_icon: str | None, token: str, events_url: str, tag: str
+) -> bytes:
+    """The notification the service worker shows, as compact UTF-8 JSON:
+    ``title``, ``body``, ``icon`` (the launch's image, else the partner's default; left
+    out when neither), ``image`` (the banner, when given), ``url`` (the link), ``token``
+    (the per-delivery signed event token), ``events_url`` and ``tag``.
+
+    ``token`` and ``tag`` must be URL-safe ASCII of at most :data:`MAX_TOKEN_CHARS` and
+    :data:`MAX_TAG_CHARS` characters, or the size check of :func:`payload_problem` would
+    not hold; a longer one is a programming error (ValueError).
+    """
+    if len(token) > MAX_TOKEN_CHARS:
+        raise ValueError(f"event token longer than {MAX_TOKEN_CHARS} characters")
+    if len(tag) > MAX_TAG_CHARS:
+        raise ValueError(f"tag longer than {MAX_TAG_CHARS} characters")
+    payload: dict[str, str] = {"title": req.title, "body": req.description}
+    icon = req.image or default_icon
+    if icon:
+        payload["icon"] = icon
+    if req.banner:
+        payload["image"] = req.banner
+    payload["url"] = req.link
+    payload["token"] = token
+    payload["events_url"] = events_url
+    payload["tag"] = tag
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _worst_case(req: LaunchRequest, default_icon: str | None, events_url: str) -> bytes:
+    return build_payload(
+        req,
+        default_icon=default_icon,
+        token="x" * MAX_TOKEN_CHARS,
+        events_url=events_url,
+        tag="x" * MAX_TAG_CHARS,
+    )
+
+
+def payload_problem(req: LaunchRequest, default_icon: str | None, events_url: str) -> str | None:
+    """Why this launch's notification could not be sent (it would not fit one Web Push
+    message of 4096 bytes once encrypted, §4), or None. Measured with the longest token
+    and tag a delivery can carry, so every message of an accepted launch fits."""
+    size = len(_worst_case(req, default_icon, events_url))
+    if size > MAX_PAYLOAD_SIZE:
+        return (
+            f"the notification would be {size} bytes, over the {MAX_PAYLOAD_SIZE} a Web Push "
+            "message can carry; shorten the texts or URLs"
+        )
+    return None
+
+
+def check_payload(req: LaunchRequest, default_icon: str | None, events_url: str) -> None:
+    """Raise InvalidRequest when :func:`payload_problem` finds one, naming the field that
+    takes the most room in the payload (that is the one worth shortening)."""
+    problem = payload_problem(req, default_icon, events_url)
+    if problem is None:
+        return
+    candidates = {
+        "title": req.title,
+        "description": req.description,
+        "image": req.image or "",
+        "banner": req.banner or "",
+        "link": req.link,
+    }
+    field = max(candidates, key=lambda name: _encoded_size(candidates[name]))
+    raise InvalidRequest.of(field, problem)
+
+
+def _encoded_size(value: str) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+# --- push headers -----------------------------------------------------------------------
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+TOPIC_MAX_CHARS = 32  # RFC 8030 §5.4
+
+
+def topic_for(launch_id: int) -> str:
+    """The RFC 8030 ``Topic`` of every message of a launch: ``pc-l`` and the id in base 36.
+
+    The same for every attempt, so a message re-sent after a crash replaces, at the push
+    service, the copy not yet delivered instead of showing twice. Only characters of the
+    URL-safe base64 alphabet, at most 32 of them (any 64-bit id takes 13).
+    """
+    if isinstance(launch_id, bool) or not isinstance(launch_id, int) or launch_id < 0:
+        raise ValueError("launch_id must be a non-negative integer")
+    digits = ""
+    n = launch_id
+    while True:
+        n, r = divmod(n, 36)
+        digits = _BASE36[r] + digits
+        if n == 0:
+            break
+    topic = "pc-l" + digits
+    if len(topic) > TOPIC_MAX_CHARS:
+        raise ValueError("launch_id too large for a Topic")
+    return topic
+
+
+# --- audience ---------------------------------------------------------------------------
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # Stored times are UTC; SQLite hands them back without a zone.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def engagement_cutoff(now: datetime, window_days: int) -> datetime:
+    """The earliest engagement time that still counts as engaged at ``now`` (for the
+    audience query: ``last_engaged_at >= cutoff``)."""
+    return _as_utc(now) - timedelta(days=window_days)
+
+
+def engaged(last_engaged_at: datetime | None, now: datetime, window_days: int) -> bool:
+    """Whether a subscriber clicked or visited within the last ``window_days`` days
+    (boundary included). Never having engaged (None) is not engaged. Naive datetimes are
+    taken as UTC."""
+    if last_engaged_at is None:
+        return False
+    return _as_utc(last_engaged_at) >= engagement_cutoff(now, window_days)
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # Unknown name, a path-like key, a directory such as "America": no zone.
+        return None
+
+
+def local_minutes(now_utc: datetime, tz_name: str | None) -> int | None:
+    """Minutes after local midnight (0-1439) in ``tz_name`` at ``now_utc``.
+
+    None when the subscriber's zone is unknown or not an IANA name: the subscriber's
+    local time cannot be known, so silent hours do not apply to them (they are sent to
+    rather than held back forever). Naive ``now_utc`` is taken as UTC.
+    """
+    if not tz_name:
+        return None
+    zone = _zone(tz_name)
+    if zone is None:
+        return None
+    local = _as_utc(now_utc).astimezone(zone)
+    return local.hour * 60 + local.minute
+
+
+def in_silent_hours(local_minutes: int | None, start: int | None, end: int | None) -> bool:
+    """Whether local time ``local_minutes`` falls in the silent window [start, end),
+    minutes after midnight. ``start > end`` wraps midnight (22:00-07:00 is 1320-420).
+    Off (never silent) when either bound is None, when ``start == end`` (an empty
+    window, not a whole day) or when the local time is unknown (None)."""
+    if local_minutes is None or start is None or end is None or start == end:
+        return False
+    if start < end:
+        return start <= local_minutes < end
+    return local_minutes >= start or local_minutes < end
+
+
+def frequency_capped(sent_last_24h: int, cap: int | None) -> bool:
+    """Whether one more push would exceed the partner's cap of ``cap`` pushes per
+    subscriber per 24 hours. None: no cap. A cap of 0 holds back every push."""
+    if cap is None:
+        return False
+    return sent_last_24h >= cap
+
+
+# --- pausing ----------------------------------------------------------------------------
+
+
+def should_pause(attempts: int, rejected_same_reason: int) -> bool:
+    """Whether a launch should pause because most of its messages are being rejected for
+    one reason (a revoked VAPID key, a misconfigured push service, ...): sending on would
+    only burn the audience. Needs :data:`PAUSE_MIN_ATTEMPTS` attempts, so a few early
+    failures do not pause, and a share of at least :data:`PAUSE_REJECT_RATIO`."""
+    if attempts < PAUSE_MIN_ATTEMPTS:
+        return False
+    # Division of two exact integers rounds to the double nearest the true share, so a
+    # share of exactly 4/5 compares equal to 0.8 (``0.8 * attempts`` would not always).
+    return rejected_same_reason / attempts >= PAUSE_REJECT_RATIO
