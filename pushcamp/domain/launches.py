@@ -68,8 +68,10 @@ MAX_TARGET_VALUES = 100
 # The longest per-delivery event token and notification tag the engine may put in a
 # payload. ``payload_problem`` measures with placeholders of exactly these lengths, so a
 # launch it accepts fits whatever token a delivery gets; ``build_payload`` refuses longer
-# ones rather than silently breaking that promise.
-MAX_TOKEN_CHARS = 160
+# ones rather than silently breaking that promise. 256 is the longest event token the
+# events endpoint accepts (a signed token with a 64-character partner id is about 172),
+# so no token the engine signs can exceed it.
+MAX_TOKEN_CHARS = 256
 MAX_TAG_CHARS = 64
 
 PAUSE_MIN_ATTEMPTS = 50
