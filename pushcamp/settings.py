@@ -42,6 +42,30 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 2.0
     # How long a database call may take before the request gets 424.
     db_timeout_seconds: float = 5.0
+    # Delivery (the fan-out engine). In the embedded default it runs inside the server.
+    delivery_in_process: bool = Field(
+        default=True, description="Run the fan-out engine inside the API server process."
+    )
+    delivery_workers: int = Field(default=4, ge=1, le=64, description="Batches sent at once.")
+    delivery_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A claimed batch whose worker went silent this long is taken again.",
+    )
+    delivery_per_host: int = Field(
+        default=200, ge=1, description="Requests in flight per push service."
+    )
+    vapid_subject: str = Field(
+        default="mailto:push@pushcamp.dev",
+        description="VAPID contact (RFC 8292) push services see: set your own mailto: or https: URL.",
+    )
+    # Where browsers reach this server (https://push.example.com), for the absolute URLs
+    # the SDK is given; unset: the URL each request came in on.
+    public_url: str | None = None
+    # Public (browser-facing) endpoints: requests per rolling minute per client address,
+    # per endpoint, and their body limit.
+    public_per_ip_limit: int = Field(default=600, ge=1)
+    public_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -53,6 +77,15 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("PUSHCAMP_PUBLIC_URL must be an http(s) URL, e.g. https://push.example.com")
+        return value.rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

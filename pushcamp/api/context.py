@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from pushcamp.api.ratelimit import RateLimiter
+from pushcamp.delivery.engine import DeliveryEngine
 from pushcamp.errors import DependencyUnavailable
 from pushcamp.services.tokens import Authenticator, Caller
 from pushcamp.settings import Settings
@@ -29,6 +30,18 @@ class AppContext:
     auth: Authenticator
     # Token checks in progress, shared by concurrent requests with the same header.
     auth_inflight: dict[str | None, asyncio.Future[Caller]] = field(default_factory=dict)
+    # The in-process fan-out engine (None when delivery runs elsewhere).
+    engine: DeliveryEngine | None = None
+    # Where this server listens, once it does (the default public URL).
+    base_url: str | None = None
+
+    def public_base(self) -> str:
+        configured = getattr(self.settings, "public_url", None)
+        base = configured or self.base_url or f"http://{self.settings.host}:{self.settings.port}"
+        return base.rstrip("/")
+
+    def events_url(self) -> str:
+        return self.public_base() + "/v1/events"
 
 
 def context(request: Request) -> AppContext:

@@ -12,6 +12,7 @@ from pushcamp.domain.campaigns import CampaignStatus, NewCampaign
 from pushcamp.errors import CampaignNotFound, DuplicateTitle
 from pushcamp.store import Database
 from pushcamp.store import campaigns as q
+from pushcamp.services.launches import launch_summaries, stop_launches
 from pushcamp.timeutil import iso
 
 
@@ -52,13 +53,14 @@ def campaign_status(db: Database, partner_id: str, campaign_id: int) -> dict[str
         "is_all": row.is_all,
         "status": row.status,
         "created_at": iso(row.created_at),
-        "launches": [],
+        "launches": launch_summaries(db, partner_id, campaign_id),
     }
 
 
 def delete_campaign(db: Database, partner_id: str, campaign_id: int) -> None:
     """Mark the campaign deleted: it leaves the panel, its title is free again, its
-    records stay. Deleting an unknown or already deleted campaign is a 400."""
+    records stay, and its running launches stop (no further notification goes out). Deleting an unknown or already deleted campaign is a 400."""
     with db.write() as conn:
         if not q.mark_deleted(conn, partner_id, campaign_id, CampaignStatus.DELETED):
             raise CampaignNotFound()
+        stop_launches(conn, partner_id, campaign_id)

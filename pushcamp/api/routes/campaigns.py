@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from pushcamp.api.auth import authorize, require_partner
-from pushcamp.api.body import parse_id, read_model
+from pushcamp.api.body import parse_id, parse_json, read_model
 from pushcamp.api.context import call_service, context, within_deadline
 from pushcamp.api.schemas import (
     CampaignCreated,
@@ -20,6 +20,7 @@ from pushcamp.api.schemas import (
 from pushcamp.domain.campaigns import new_campaign
 from pushcamp.errors import InvalidRequest
 from pushcamp.services import campaigns as service
+from pushcamp.services import launches
 
 router = APIRouter(tags=["campaigns"])
 
@@ -97,11 +98,27 @@ async def campaign_status(request: Request, campaign_id: str) -> JSONResponse:
 async def _launch(request: Request, campaign_id: str, policy: Any) -> JSONResponse:
     caller = await authorize(request, policy)
     cid = parse_id(campaign_id)
-    # The campaign must exist for this partner before anything else is said about it.
-    await call_service(
-        request, service.campaign_status, context(request).db, caller.partner_id, cid
+    data = parse_json(await request.body())
+    if not isinstance(data, dict):
+        raise InvalidRequest.of("body", "must be a JSON object")
+    partner_id = data.get("partner_id")
+    if not isinstance(partner_id, str):
+        raise InvalidRequest.of("partner_id", "is required and must be a string")
+    require_partner(caller, partner_id)
+    ctx = context(request)
+    body = await call_service(
+        request,
+        launches.launch_campaign,
+        ctx.db,
+        caller.partner_id,
+        cid,
+        data,
+        events_url=ctx.events_url(),
+        idempotency_key=request.headers.get("idempotency-key"),
     )
-    raise InvalidRequest.of("campaign_id", "launching is not available in this version yet")
+    if ctx.engine is not None:
+        ctx.engine.wake()
+    return JSONResponse(body)
 
 
 @router.post("/v1/single/{campaign_id}", responses=ERRORS, summary="Launch (v1 rate limit)")

@@ -1,0 +1,184 @@
+"""Launch use cases (contract §2.2, §2.3, §2.5): record a launch durably, follow it, stop
+or resume it. Sending is the delivery engine's job; this only writes the outbox."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from pushcamp.domain.campaigns import CampaignStatus
+from pushcamp.domain.launch_codec import request_to_dict
+from pushcamp.domain.launches import (
+    LaunchStatus,
+    check_payload,
+    fingerprint,
+    parse_launch,
+    topic_for,
+)
+from pushcamp.errors import CampaignNotFound, InvalidRequest, NotFound
+from pushcamp.store import Database
+from pushcamp.store import launches as q
+from pushcamp.store import partners as partners_q
+from pushcamp.store.models import utcnow
+from pushcamp.timeutil import iso
+
+# An Idempotency-Key is honoured for this long after its first use (documented: at
+# least 24 h).
+IDEMPOTENCY_WINDOW = timedelta(hours=48)
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+LIVE = (LaunchStatus.QUEUED, LaunchStatus.SENDING, LaunchStatus.PAUSED)
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _KEY.fullmatch(value):
+        raise InvalidRequest.of("Idempotency-Key", "must be 1-255 visible ASCII characters")
+    return value
+
+
+def launch_campaign(
+    db: Database,
+    partner_id: str,
+    campaign_id: int,
+    data: Mapping[str, Any],
+    *,
+    events_url: str,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Validate a launch and record it with its batch plan in one transaction; returns
+    the response body. Nothing is sent here: the delivery engine picks the plan up."""
+    key = check_idempotency_key(idempotency_key)
+    now = utcnow()
+    digest = fingerprint(data)
+    if key is not None:
+        with db.read() as conn:
+            found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
+        if found is not None:
+            return _replay(found, digest)
+    with db.read() as conn:
+        campaign = q.campaign_for_launch(conn, partner_id, campaign_id)
+        site = partners_q.get_site_settings(conn, partner_id)
+    if campaign is None or campaign[3] is not None:
+        raise CampaignNotFound()
+    is_all = campaign[0]
+    request = parse_launch(data, is_all=is_all)
+    check_payload(request, site.default_icon if site else None, events_url)
+    response = {"success": True, "campaign_id": campaign_id}
+    try:
+        with db.write() as conn:
+            current = q.campaign_for_launch(conn, partner_id, campaign_id)
+            if current is None or current[3] is not None:
+                raise CampaignNotFound()
+            if is_all and q.launches_of_campaign(conn, partner_id, campaign_id):
+                raise _already_launched()
+            launch_id = q.insert_launch(
+                conn,
+                partner_id=partner_id,
+                campaign_id=campaign_id,
+                once=is_all,
+                status=LaunchStatus.QUEUED,
+                request=request_to_dict(request),
+                now=now,
+            )
+            batches = q.plan_batches(conn, launch_id, partner_id)
+            q.set_plan(conn, launch_id, topic_for(launch_id), batches)
+            if batches == 0:  # nobody to send to: done at once
+                q.set_status(
+                    conn, launch_id, LaunchStatus.SENT, now=now, finished=True, started=True
+                )
+                q.set_campaign_status(conn, campaign_id, CampaignStatus.SENT, now)
+            else:
+                q.set_campaign_status(conn, campaign_id, CampaignStatus.SENDING, now)
+            if key is not None:
+                q.save_idempotency(
+                    conn, partner_id, key, digest, response, now, now - IDEMPOTENCY_WINDOW
+                )
+    except IntegrityError as exc:
+        # Two requests raced: either for an is_all campaign's only launch, or with the
+        # same Idempotency-Key. The database let exactly one win.
+        if key is not None:
+            with db.read() as conn:
+                found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
+            if found is not None:
+                return _replay(found, digest)
+        raise _already_launched() from exc
+    return response
+
+
+def _replay(found: tuple[str, dict[str, Any]], digest: str) -> dict[str, Any]:
+    stored_digest, response = found
+    if stored_digest != digest:
+        raise InvalidRequest.of("Idempotency-Key", "was already used with a different request body")
+    return response
+
+
+def _already_launched() -> InvalidRequest:
+    return InvalidRequest.of("campaign_id", "an is_all campaign can be launched only once")
+
+
+def launch_summaries(db: Database, partner_id: str, campaign_id: int) -> list[dict[str, Any]]:
+    """§2.5's ``launches``: each launch with live counters."""
+    with db.read() as conn:
+        launches = q.launches_of_campaign(conn, partner_id, campaign_id)
+        counts = q.delivery_counts(conn, [launch.id for launch in launches])
+    return [_summary(launch, counts.get(launch.id, {})) for launch in launches]
+
+
+def _summary(launch: q.LaunchRow, counts: Mapping[str, int]) -> dict[str, Any]:
+    sent = counts.get("sent", 0)
+    dropped = counts.get("dropped", 0)
+    body: dict[str, Any] = {
+        "launch_id": launch.id,
+        "status": launch.status,
+        "targeted": sent + dropped,
+        "sent": sent,
+        "dropped": dropped,
+        "delivered": counts.get("event:delivered", 0),
+        "clicks": counts.get("event:clicked", 0),
+        "started_at": iso(launch.started_at) if launch.started_at else None,
+        "finished_at": iso(launch.finished_at) if launch.finished_at else None,
+        "batches_total": launch.batches_total,
+        "batches_done": launch.batches_done,
+    }
+    if launch.paused_reason:
+        body["paused_reason"] = launch.paused_reason
+    return body
+
+
+def stop_launches(conn: Any, partner_id: str, campaign_id: int) -> int:
+    """Stop the campaign's running launches (inside the delete transaction)."""
+    return q.stop_campaign_launches(conn, partner_id, campaign_id, LIVE, utcnow())
+
+
+def resume_launch(db: Database, launch_id: int) -> None:
+    """Let a paused launch go on (after its cause, e.g. the VAPID key, was fixed)."""
+    with db.write() as conn:
+        launch = q.get_launch(conn, launch_id)
+        if launch is None:
+            raise NotFound(f"no launch {launch_id}")
+        if launch.status != LaunchStatus.PAUSED:
+            raise InvalidRequest.of("launch_id", f"is {launch.status}, not Paused")
+        q.set_status(conn, launch_id, LaunchStatus.SENDING, only_from=(LaunchStatus.PAUSED,))
+
+
+def launch_progress(db: Database, launch_id: int) -> dict[str, Any]:
+    with db.read() as conn:
+        launch = q.get_launch(conn, launch_id)
+        if launch is None:
+            raise NotFound(f"no launch {launch_id}")
+        counts = q.delivery_counts(conn, [launch_id]).get(launch_id, {})
+    return _summary(launch, counts)
+
+
+def latest_launch_id(db: Database, campaign_id: int) -> int:
+    """The newest launch of a campaign, whoever its partner (CLI use)."""
+    with db.read() as conn:
+        found = q.latest_launch_id(conn, campaign_id)
+    if found is None:
+        raise NotFound(f"campaign {campaign_id} has no launch")
+    return found

@@ -1,0 +1,505 @@
+"""Queries on launches, their batch plan and their delivery records.
+
+A launch is planned as batches of subscriber-id ranges in the same transaction that
+records it (the outbox). Workers claim batches with a lease; the audience of a batch is
+read in keyset pages and anyone who already has a delivery record for the launch is
+skipped, so a batch taken again after a crash resumes where its records end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from pushcamp.store.models import (
+    Campaign,
+    Delivery,
+    Event,
+    IdempotencyKey,
+    Launch,
+    LaunchBatch,
+    Partner,
+    Subscriber,
+    VapidKey,
+)
+
+BATCH_PENDING = "pending"
+BATCH_CLAIMED = "claimed"
+BATCH_DONE = "done"
+
+# A batch spans at least this many ids, and a launch has at most MAX_BATCHES batches, so
+# the plan is written in milliseconds whatever the audience size.
+MIN_BATCH_SPAN = 500
+MAX_BATCHES = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRow:
+    id: int
+    partner_id: str
+    campaign_id: int
+    once: bool
+    status: str
+    request: dict[str, Any]
+    topic: str
+    batches_total: int
+    batches_done: int
+    paused_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+_LAUNCH_COLUMNS = (
+    Launch.id,
+    Launch.partner_id,
+    Launch.campaign_id,
+    Launch.once,
+    Launch.status,
+    Launch.request,
+    Launch.topic,
+    Launch.batches_total,
+    Launch.batches_done,
+    Launch.paused_reason,
+    Launch.created_at,
+    Launch.started_at,
+    Launch.finished_at,
+)
+
+
+def insert_launch(
+    conn: Connection,
+    *,
+    partner_id: str,
+    campaign_id: int,
+    once: bool,
+    status: str,
+    request: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Insert a launch row; an ``is_all`` campaign's second launch violates
+    ``uq_launches_once`` (IntegrityError), whatever the interleaving."""
+    launch_id = conn.execute(
+        insert(Launch)
+        .values(
+            partner_id=partner_id,
+            campaign_id=campaign_id,
+            once=once,
+            status=status,
+            request=request,
+            topic="-",
+            batches_total=0,
+            batches_done=0,
+            created_at=now,
+        )
+        .returning(Launch.id)
+    ).scalar_one()
+    return int(launch_id)
+
+
+def plan_batches(conn: Connection, launch_id: int, partner_id: str) -> int:
+    """Write the launch's batch plan: ranges of the partner's current subscriber ids.
+    Returns the number of batches (0: nobody to send to)."""
+    lo, hi = conn.execute(
+        select(func.min(Subscriber.id), func.max(Subscriber.id)).where(
+            Subscriber.partner_id == partner_id, Subscriber.active.is_(True)
+        )
+    ).one()
+    if lo is None:
+        return 0
+    span = max(MIN_BATCH_SPAN, -(-(hi - lo + 1) // MAX_BATCHES))
+    rows = [
+        {
+            "launch_id": launch_id,
+            "lo": start,
+            "hi": min(start + span - 1, hi),
+            "status": BATCH_PENDING,
+        }
+        for start in range(lo, hi + 1, span)
+    ]
+    conn.execute(insert(LaunchBatch), rows)
+    return len(rows)
+
+
+def set_plan(conn: Connection, launch_id: int, topic: str, batches: int) -> None:
+    conn.execute(
+        update(Launch).where(Launch.id == launch_id).values(topic=topic, batches_total=batches)
+    )
+
+
+def get_launch(conn: Connection, launch_id: int) -> LaunchRow | None:
+    row = conn.execute(select(*_LAUNCH_COLUMNS).where(Launch.id == launch_id)).one_or_none()
+    return LaunchRow(*row) if row else None
+
+
+def latest_launch_id(conn: Connection, campaign_id: int) -> int | None:
+    found = conn.execute(
+        select(Launch.id).where(Launch.campaign_id == campaign_id).order_by(Launch.id.desc())
+    ).first()
+    return None if found is None else int(found[0])
+
+
+def launches_of_campaign(conn: Connection, partner_id: str, campaign_id: int) -> list[LaunchRow]:
+    rows = conn.execute(
+        select(*_LAUNCH_COLUMNS)
+        .where(Launch.partner_id == partner_id, Launch.campaign_id == campaign_id)
+        .order_by(Launch.id)
+    ).all()
+    return [LaunchRow(*r) for r in rows]
+
+
+def set_status(
+    conn: Connection,
+    launch_id: int,
+    status: str,
+    *,
+    only_from: Iterable[str] | None = None,
+    now: datetime | None = None,
+    reason: str | None = None,
+    finished: bool = False,
+    started: bool = False,
+) -> bool:
+    values: dict[str, Any] = {"status": status}
+    if finished:
+        values["finished_at"] = now
+    if started:
+        values["started_at"] = func.coalesce(Launch.started_at, now)
+    if reason is not None or status != "Paused":
+        values["paused_reason"] = reason
+    stmt = update(Launch).where(Launch.id == launch_id)
+    if only_from is not None:
+        stmt = stmt.where(Launch.status.in_(list(only_from)))
+    return conn.execute(stmt.values(**values)).rowcount == 1
+
+
+def stop_campaign_launches(
+    conn: Connection, partner_id: str, campaign_id: int, live: Sequence[str], now: datetime
+) -> int:
+    """Stop every launch of the campaign that has not ended (campaign deleted)."""
+    return conn.execute(
+        update(Launch)
+        .where(
+            Launch.partner_id == partner_id,
+            Launch.campaign_id == campaign_id,
+            Launch.status.in_(list(live)),
+        )
+        .values(status="Stopped", finished_at=now)
+    ).rowcount
+
+
+# --- claiming ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    id: int
+    launch_id: int
+    lo: int
+    hi: int
+
+
+def claim_batch(
+    conn: Connection, worker: str, now: datetime, lease: timedelta, runnable: Sequence[str]
+) -> BatchRow | None:
+    """Claim the oldest batch that is pending, or claimed under a lease that ran out,
+    of a launch in a runnable state. PostgreSQL skips rows other workers hold locked."""
+    candidates = (
+        select(LaunchBatch.id)
+        .join(Launch, Launch.id == LaunchBatch.launch_id)
+        .where(
+            Launch.status.in_(list(runnable)),
+            or_(
+                LaunchBatch.status == BATCH_PENDING,
+                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now),
+            ),
+        )
+        .order_by(LaunchBatch.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(of=LaunchBatch, skip_locked=True)
+    batch_id = conn.execute(candidates).scalar_one_or_none()
+    if batch_id is None:
+        return None
+    row = conn.execute(
+        update(LaunchBatch)
+        .where(LaunchBatch.id == batch_id)
+        .values(status=BATCH_CLAIMED, claimed_by=worker, claimed_until=now + lease)
+        .returning(LaunchBatch.id, LaunchBatch.launch_id, LaunchBatch.lo, LaunchBatch.hi)
+    ).one()
+    return BatchRow(*row)
+
+
+def extend_lease(conn: Connection, batch_id: int, worker: str, until: datetime) -> bool:
+    return (
+        conn.execute(
+            update(LaunchBatch)
+            .where(LaunchBatch.id == batch_id, LaunchBatch.claimed_by == worker)
+            .values(claimed_until=until)
+        ).rowcount
+        == 1
+    )
+
+
+def release_batch(conn: Connection, batch_id: int, worker: str) -> None:
+    """Give a claimed batch back (its launch paused or the worker stops)."""
+    conn.execute(
+        update(LaunchBatch)
+        .where(LaunchBatch.id == batch_id, LaunchBatch.claimed_by == worker)
+        .values(status=BATCH_PENDING, claimed_by=None, claimed_until=None)
+    )
+
+
+def release_all(conn: Connection) -> int:
+    """Give back every claimed batch (embedded mode at start-up: no other worker exists)."""
+    return conn.execute(
+        update(LaunchBatch)
+        .where(LaunchBatch.status == BATCH_CLAIMED)
+        .values(status=BATCH_PENDING, claimed_by=None, claimed_until=None)
+    ).rowcount
+
+
+def finish_batch(conn: Connection, batch: BatchRow, worker: str) -> bool:
+    """Mark the batch done and count it on its launch; True if that was the launch's
+    last batch."""
+    done = conn.execute(
+        update(LaunchBatch)
+        .where(LaunchBatch.id == batch.id, LaunchBatch.status != BATCH_DONE)
+        .values(status=BATCH_DONE, claimed_by=worker, claimed_until=None)
+    ).rowcount
+    if done:
+        conn.execute(
+            update(Launch)
+            .where(Launch.id == batch.launch_id)
+            .values(batches_done=Launch.batches_done + 1)
+        )
+    remaining = conn.execute(
+        select(func.count())
+        .select_from(LaunchBatch)
+        .where(LaunchBatch.launch_id == batch.launch_id, LaunchBatch.status != BATCH_DONE)
+    ).scalar_one()
+    return remaining == 0
+
+
+# --- the audience -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    timezone: str | None
+    device: str | None
+
+
+_BUILTIN_COLUMNS = {
+    "d_wp_browser": Subscriber.browser,
+    "d_wp_os": Subscriber.os,
+    "d_wp_device": Subscriber.device,
+}
+
+
+def audience_page(
+    conn: Connection,
+    *,
+    partner_id: str,
+    launch_id: int,
+    lo: int,
+    hi: int,
+    after: int,
+    limit: int,
+    language: str | None,
+    target: tuple[str, Sequence[str]] | None,
+    engaged_since: datetime | None,
+) -> list[Recipient]:
+    """The next page (ids > ``after``) of the batch's audience that has no delivery
+    record for this launch yet: active, in the language (None: any), matching the
+    target, engaged since ``engaged_since`` (None: engagement not required)."""
+    s = Subscriber
+    stmt = (
+        select(s.id, s.endpoint, s.p256dh, s.auth, s.timezone, s.device)
+        .where(
+            s.partner_id == partner_id,
+            s.active.is_(True),
+            s.id >= max(lo, after + 1),
+            s.id <= hi,
+            ~exists().where(Delivery.launch_id == launch_id, Delivery.subscriber_id == s.id),
+        )
+        .order_by(s.id)
+        .limit(limit)
+    )
+    if language is not None:
+        stmt = stmt.where(s.language == language)
+    if target is not None:
+        attribute, values = target
+        column = _BUILTIN_COLUMNS.get(attribute)
+        if column is None:
+            column = s.attributes[attribute].as_string()
+        stmt = stmt.where(column.in_(list(values)))
+    if engaged_since is not None:
+        stmt = stmt.where(s.last_engaged_at >= engaged_since)
+    return [Recipient(*row) for row in conn.execute(stmt).all()]
+
+
+def recent_push_counts(
+    conn: Connection, subscriber_ids: Sequence[int], since: datetime
+) -> dict[int, int]:
+    """Pushes sent to each of these subscribers since ``since`` (the frequency cap)."""
+    if not subscriber_ids:
+        return {}
+    rows = conn.execute(
+        select(Delivery.subscriber_id, func.count())
+        .where(
+            Delivery.subscriber_id.in_(list(subscriber_ids)),
+            Delivery.created_at >= since,
+            Delivery.state == "sent",
+        )
+        .group_by(Delivery.subscriber_id)
+    ).all()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+def _insert_ignore(dialect: str) -> Any:
+    table = Delivery.__table__
+    assert isinstance(table, Table)
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert_fn(table).on_conflict_do_nothing(index_elements=["launch_id", "subscriber_id"])
+
+
+_RECORD = {name: _insert_ignore(name) for name in ("postgresql", "sqlite")}
+
+
+def record_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert delivery records; one that already exists (a batch taken again) is kept."""
+    if rows:
+        conn.execute(_RECORD[conn.dialect.name], list(rows))
+
+
+def delivery_counts(conn: Connection, launch_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Per launch: records by state and events by type (live counters)."""
+    counts: dict[int, dict[str, int]] = {i: {} for i in launch_ids}
+    if not launch_ids:
+        return counts
+    for launch_id, state, n in conn.execute(
+        select(Delivery.launch_id, Delivery.state, func.count())
+        .where(Delivery.launch_id.in_(list(launch_ids)))
+        .group_by(Delivery.launch_id, Delivery.state)
+    ).all():
+        counts[int(launch_id)][state] = int(n)
+    for launch_id, kind, n in conn.execute(
+        select(Event.launch_id, Event.type, func.count())
+        .where(Event.launch_id.in_(list(launch_ids)))
+        .group_by(Event.launch_id, Event.type)
+    ).all():
+        counts[int(launch_id)][f"event:{kind}"] = int(n)
+    return counts
+
+
+# --- what the sender needs to know about the partner -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SenderContext:
+    partner_id: str
+    vapid_private_key: str
+    signing_key: bytes
+    default_icon: str | None
+    engagement_days: int
+    frequency_cap: int | None
+    silent_start: int | None
+    silent_end: int | None
+
+
+def sender_context(conn: Connection, partner_id: str) -> SenderContext | None:
+    row = conn.execute(
+        select(
+            Partner.id,
+            VapidKey.private_key,
+            Partner.signing_key,
+            Partner.default_icon,
+            Partner.engagement_days,
+            Partner.frequency_cap,
+            Partner.silent_start,
+            Partner.silent_end,
+        )
+        .join(VapidKey, VapidKey.partner_id == Partner.id)
+        .where(Partner.id == partner_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    return SenderContext(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], row[7])
+
+
+def campaign_for_launch(
+    conn: Connection, partner_id: str, campaign_id: int
+) -> tuple[bool, str, str, datetime | None] | None:
+    """(is_all, language, status, deleted_at) of the partner's campaign, locked for the
+    launch transaction on PostgreSQL."""
+    stmt = select(Campaign.is_all, Campaign.language, Campaign.status, Campaign.deleted_at).where(
+        Campaign.partner_id == partner_id, Campaign.id == campaign_id
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).one_or_none()
+    return None if row is None else (bool(row[0]), row[1], row[2], row[3])
+
+
+def set_campaign_status(conn: Connection, campaign_id: int, status: str, now: datetime) -> None:
+    conn.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.deleted_at.is_(None))
+        .values(status=status, updated_at=now)
+    )
+
+
+# --- idempotency ------------------------------------------------------------------------
+
+
+def find_idempotency(
+    conn: Connection, partner_id: str, key: str, since: datetime
+) -> tuple[str, dict[str, Any]] | None:
+    row = conn.execute(
+        select(IdempotencyKey.fingerprint, IdempotencyKey.response).where(
+            IdempotencyKey.partner_id == partner_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at >= since,
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], dict(row[1]))
+
+
+def save_idempotency(
+    conn: Connection,
+    partner_id: str,
+    key: str,
+    fingerprint: str,
+    response: dict[str, Any],
+    now: datetime,
+    expired_before: datetime,
+) -> None:
+    """Store the key (replacing an expired one of the same name)."""
+    conn.execute(
+        IdempotencyKey.__table__.delete().where(  # type: ignore[attr-defined]
+            IdempotencyKey.partner_id == partner_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at < expired_before,
+        )
+    )
+    conn.execute(
+        insert(IdempotencyKey).values(
+            partner_id=partner_id,
+            key=key,
+            fingerprint=fingerprint,
+            response=response,
+            created_at=now,
+        )
+    )
