@@ -7,9 +7,12 @@ a person goes to stderr, so ``T=$(pushcamp tokens create 100000001)`` works.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -39,10 +42,14 @@ partners_app = typer.Typer(
 tokens_app = typer.Typer(help="Issue and revoke API tokens.", no_args_is_help=True)
 vapid_app = typer.Typer(help="Show or import a partner's VAPID key pair.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+subscribers_app = typer.Typer(
+    help="Bulk-import and count a partner's subscribers.", no_args_is_help=True
+)
 app.add_typer(partners_app, name="partners")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(vapid_app, name="vapid")
 app.add_typer(db_app, name="db")
+app.add_typer(subscribers_app, name="subscribers")
 
 out = Console()
 err = Console(stderr=True)
@@ -251,6 +258,199 @@ def db_upgrade() -> None:
     with _database():
         pass
     err.print(f"database at the newest schema: {_settings().redacted_database_url()}")
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    partner_id: Annotated[str, typer.Argument(help="The partner the subscribers belong to.")],
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="JSON Lines, one subscription a line; '-': stdin.")
+    ],
+    engaged_now: Annotated[
+        bool,
+        typer.Option(
+            "--engaged-now",
+            help="Count lines without last_engaged_at as engaged now (default: unengaged).",
+        ),
+    ] = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Lines per transaction.")
+    ] = 1000,
+    errors_file: Annotated[
+        str | None, typer.Option(help="Write every bad line's number and reason here.")
+    ] = None,
+) -> None:
+    """Import subscriptions from a JSON Lines file (a migration from another system).
+
+    Bad lines are reported by number and skipped; the rest are upserted by endpoint in
+    batches, so running the same import again updates, never duplicates. Exit code 0
+    when the good lines went in (bad lines included), 3 for an unknown partner, 5 when
+    the database fails (the lines already committed are named).
+    """
+    from pushcamp.services import importer
+
+    try:
+        source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+        errors_out = open(errors_file, "w", encoding="utf-8") if errors_file else None  # noqa: SIM115
+    except OSError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        with _database() as db, _import_progress(source) as (on_progress, on_bad_line):
+
+            def bad_line(bad: importer.BadLine) -> None:
+                on_bad_line(bad)
+                if errors_out is not None:
+                    errors_out.write(f"{bad}\n")
+
+            now = datetime.now(UTC) if engaged_now else None
+            try:
+                summary = importer.import_subscriptions(
+                    db, partner_id, source, engaged_at=now, batch_size=batch_size,
+                    on_progress=on_progress, on_bad_line=bad_line,
+                )  # fmt: skip
+            except importer.ImportInterrupted as exc:
+                err.print(f"[red]error:[/] {exc}", highlight=False)
+                raise typer.Exit(5) from None
+    finally:
+        source.close()
+        if errors_out is not None:
+            errors_out.close()
+    if summary.bad > _SHOWN_BAD_LINES:
+        where = f"all are in {errors_file}" if errors_file else "--errors-file PATH lists all"
+        err.print(f"(the first {_SHOWN_BAD_LINES} bad lines are shown; {where})", highlight=False)
+    sys.stdout.write(
+        f"imported {summary.imported:,} of {summary.lines:,} lines; {summary.bad:,} bad\n"
+    )
+
+
+_SHOWN_BAD_LINES = 20
+
+
+@contextmanager
+def _import_progress(source: Any) -> Iterator[tuple[Callable[..., None], Callable[..., None]]]:
+    """A progress bar on stderr (bytes of the file when its size is known, lines/s), and
+    the first bad lines printed above it."""
+    import os
+    import stat
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    try:
+        info = os.fstat(source.fileno())
+        total = info.st_size if stat.S_ISREG(info.st_mode) else None
+    except (OSError, ValueError):
+        total = None
+    progress = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[lines]:,} lines, {task.fields[bad]:,} bad"),
+        TextColumn("{task.fields[rate]:,.0f} lines/s"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = progress.add_task("import", total=total, lines=0, bad=0, rate=0.0)
+    started = time.perf_counter()
+    shown = 0
+
+    def on_progress(p: Any) -> None:
+        rate = p.lines / max(time.perf_counter() - started, 1e-9)
+        progress.update(task, completed=p.bytes_read, lines=p.lines, bad=p.bad, rate=rate)
+
+    def on_bad_line(bad: Any) -> None:
+        nonlocal shown
+        if shown < _SHOWN_BAD_LINES:
+            shown += 1
+            progress.console.print(str(bad), markup=False, highlight=False, soft_wrap=True)
+
+    with progress:
+        yield on_progress, on_bad_line
+
+
+@subscribers_app.command("count")
+def subscribers_count(partner_id: Annotated[str, typer.Argument(help="The partner id.")]) -> None:
+    """Print the partner's active and inactive subscriber counts."""
+    from pushcamp.services import importer
+
+    counts = _run(importer.count_subscribers, partner_id)
+    sys.stdout.write(f"active {counts.active}\ninactive {counts.inactive}\n")
+
+
+launches_app = typer.Typer(help="Follow, resume and inspect launches.", no_args_is_help=True)
+app.add_typer(launches_app, name="launches")
+
+
+@launches_app.command("watch")
+def launches_watch(
+    campaign_id: Annotated[int, typer.Argument(help="The campaign whose newest launch to follow.")],
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 0.5,
+) -> None:
+    """Show a progress bar for the campaign's newest launch until it ends."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pushcamp.domain.launches import TERMINAL, LaunchStatus
+    from pushcamp.services import launches
+
+    with _database() as db:
+        launch_id = launches.latest_launch_id(db, campaign_id)
+        columns = (
+            TextColumn("launch {task.fields[launch]}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn(
+                "{task.fields[status]}: sent {task.fields[sent]:,} dropped {task.fields[dropped]:,}"
+            ),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task(
+                "launch", total=1, launch=launch_id, status="", sent=0, dropped=0
+            )
+            while True:
+                p = launches.launch_progress(db, launch_id)
+                progress.update(
+                    task,
+                    total=max(p["batches_total"], 1),
+                    completed=p["batches_done"] if p["batches_total"] else 1,
+                    status=p["status"],
+                    sent=p["sent"],
+                    dropped=p["dropped"],
+                )
+                if p["status"] in TERMINAL or p["status"] == LaunchStatus.PAUSED:
+                    break
+                time.sleep(interval)
+        summary = {
+            k: p[k]
+            for k in ("launch_id", "status", "targeted", "sent", "dropped", "delivered", "clicks")
+        }
+        if p.get("paused_reason"):
+            summary["paused_reason"] = p["paused_reason"]
+        sys.stdout.write(json.dumps(summary) + "\n")
+
+
+@launches_app.command("show")
+def launches_show(launch_id: Annotated[int, typer.Argument(help="The launch id.")]) -> None:
+    """Print one launch's status and counters as JSON."""
+    from pushcamp.services import launches
+
+    sys.stdout.write(json.dumps(_run(launches.launch_progress, launch_id)) + "\n")
+
+
+@launches_app.command("resume")
+def launches_resume(launch_id: Annotated[int, typer.Argument(help="The launch id.")]) -> None:
+    """Let a paused launch go on (after fixing what paused it, e.g. the VAPID key)."""
+    from pushcamp.services import launches
+
+    _run(launches.resume_launch, launch_id)
+    err.print(f"launch {launch_id} resumed; a running server picks it up within a second")
 
 
 def main() -> None:
