@@ -55,6 +55,10 @@ class Unauthorized(PushcampError):
     """Credentials missing, malformed, unknown, revoked or for another partner (HTTP 401)."""
 
 
+class Forbidden(PushcampError):
+    """A browser request from an origin the partner did not allow (HTTP 403, no CORS)."""
+
+
 class RateLimited(PushcampError):
     """The partner used up this endpoint's budget (HTTP 429 with Retry-After)."""
 

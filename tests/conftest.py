@@ -83,7 +83,10 @@ def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def server(database_url: str, db: Database, server_log: Path) -> Iterator[ServerProcess]:
     """One real ``pushcamp serve`` process for the whole session."""
-    with ServerProcess(database_url, server_log) as proc:
+    # Local push-service simulators are valid endpoints; every test shares one address.
+    env = {"PUSHCAMP_PUSH_ALLOWED_HOSTS": "127.0.0.1,localhost",
+           "PUSHCAMP_PUBLIC_PER_IP_LIMIT": "100000"}
+    with ServerProcess(database_url, server_log, env=env) as proc:
         yield proc
 
 

@@ -12,11 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from pushcamp import __version__
 from pushcamp.api import errors
 from pushcamp.api.context import AppContext
+from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
 from pushcamp.api.ratelimit import MemoryRateLimiter, RateLimiter
-from pushcamp.api.routes import campaigns, ops
+from pushcamp.api.routes import campaigns, ops, public
 from pushcamp.domain.locales import is_locale
 from pushcamp.logs import get_logger
+from pushcamp.services.sites import SiteDirectory
 from pushcamp.services.tokens import Authenticator
 from pushcamp.settings import Settings, get_settings
 from pushcamp.store import Database
@@ -69,9 +71,16 @@ def create_app(
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(campaigns.router)
+    app.include_router(public.router)
+    app.state.sites = SiteDirectory(db, ttl=settings.auth_cache_seconds)
     # Added innermost first: AccessLog sees every response, including BodyLimit's.
+    app.add_middleware(CorsHeaders)
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        path_limits=dict.fromkeys(PUBLIC_PATHS, settings.public_max_body_bytes),
+    )
     app.add_middleware(AccessLog)
     _add_security_scheme(app)
     return app
@@ -102,7 +111,7 @@ def _add_security_scheme(app: FastAPI) -> None:
             "apiToken": {"type": "apiKey", "in": "header", "name": "Authorization"}
         }
         for path, item in schema.get("paths", {}).items():
-            if path.startswith(("/v1/", "/v2/")):
+            if path.startswith(("/v1/", "/v2/")) and path not in PUBLIC_PATHS:
                 for operation in item.values():
                     operation["security"] = [{"apiToken": []}]
         app.openapi_schema = schema

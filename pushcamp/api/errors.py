@@ -13,6 +13,7 @@ from pushcamp.api.body import BodyTooLarge
 from pushcamp.errors import (
     DependencyUnavailable,
     FieldError,
+    Forbidden,
     InvalidRequest,
     NotFound,
     PushcampError,
@@ -42,6 +43,8 @@ def response_for(exc: PushcampError) -> JSONResponse:
         return bad_request(exc.errors)
     if isinstance(exc, Unauthorized):
         return JSONResponse(UNAUTHORIZED, status_code=401)
+    if isinstance(exc, Forbidden):
+        return JSONResponse({"message": "Forbidden"}, status_code=403)
     if isinstance(exc, RateLimited):
         # Retry-After and the rate-limit headers are added by RateLimitHeaders.
         return JSONResponse(TOO_MANY_REQUESTS, status_code=429)

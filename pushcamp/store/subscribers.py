@@ -160,3 +160,16 @@ def count_subscribers(conn: Connection, partner_id: str, active_only: bool = Tru
     if active_only:
         stmt = stmt.where(Subscriber.active.is_(True))
     return int(conn.execute(stmt).scalar_one())
+
+
+def get_carry_over(conn: Connection, partner_id: str, endpoint: str) -> Any:
+    """What a replacing subscription inherits from the partner's row for ``endpoint``
+    (a row with ``language``, ``timezone``, ``attributes``, ``last_engaged_at``), or None."""
+    return conn.execute(
+        select(
+            Subscriber.language,
+            Subscriber.timezone,
+            Subscriber.attributes,
+            Subscriber.last_engaged_at,
+        ).where(Subscriber.partner_id == partner_id, Subscriber.endpoint == endpoint)
+    ).one_or_none()

@@ -1,0 +1,39 @@
+"""Events reported by service workers: ``delivered``, ``clicked``, ``closed`` (contract
+§3). Only a token signed with the partner's key counts, and each (launch, subscriber,
+type) counts at most once, so statistics can be neither forged nor inflated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from pushcamp.domain.event_tokens import EventClaim, verify
+from pushcamp.errors import InvalidRequest
+from pushcamp.store import Database
+from pushcamp.store import events as q
+from pushcamp.store import subscribers as subscriber_queries
+
+EVENT_TYPES = ("delivered", "clicked", "closed")
+
+
+def record_event(
+    db: Database, signing_key: bytes, event_type: str, token: str, now: datetime
+) -> EventClaim:
+    """Verify ``token`` with the partner's key and store the event; a click also counts
+    as engagement. A replay is refused (400) and stored nowhere."""
+    if event_type not in EVENT_TYPES:
+        raise InvalidRequest.of("type", f"must be one of {', '.join(EVENT_TYPES)} or visit")
+    claim = verify(signing_key, token, int(now.timestamp()))
+    try:
+        with db.write() as conn:
+            q.insert_event(
+                conn, claim.partner_id, claim.launch_id, claim.subscriber_id, event_type, now
+            )
+            if event_type == "clicked":
+                subscriber_queries.touch_engagement(
+                    conn, claim.partner_id, now, subscriber_id=claim.subscriber_id
+                )
+    except IntegrityError as exc:
+        raise InvalidRequest.of("token", f"this {event_type} event was already recorded") from exc
+    return claim
