@@ -65,6 +65,8 @@ log = logging.getLogger("pushcamp.delivery")
 T = TypeVar("T")
 
 RUNNABLE = (LaunchStatus.QUEUED, LaunchStatus.SENDING)
+# How soon a page in progress notices its launch was stopped (a delete) or paused.
+STOP_CHECK_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -303,23 +305,54 @@ class DeliveryEngine:
                 )
                 by_endpoint[r.endpoint] = r
                 messages.append((subscription, payload, options))
-            assert self._sender is not None
-            async for result in self._sender.send_many(messages):
-                recipient = by_endpoint[result.subscription.endpoint]
-                recorder.outcome(recipient, result)
-                state.attempts += 1
-                if isinstance(result.outcome, Rejected) and result.outcome.status is not None:
-                    reason = f"{result.outcome.status} {result.detail[:80]}".strip()
-                    state.rejected[reason] += 1
-                if recorder.pending >= self.options.record_every:
-                    await recorder.flush()
-                if state.rejected and should_pause(
-                    state.attempts, state.rejected.most_common(1)[0][1]
-                ):
-                    await recorder.flush()
-                    await self._pause(launch.id, state)
-                    return False
-            await recorder.flush()
+            sending = asyncio.create_task(
+                self._send_page(launch.id, messages, by_endpoint, recorder, state)
+            )
+            watching = asyncio.create_task(self._watch(launch.id))
+            try:
+                await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sending, watching):
+                    task.cancel()
+                await asyncio.gather(sending, watching, return_exceptions=True)
+                await recorder.flush()  # whatever was answered before a stop is recorded
+            if not sending.cancelled() and sending.exception() is not None:
+                raise sending.exception()  # type: ignore[misc]
+            if watching.done() and not watching.cancelled() or not sending.result():
+                return False
+
+    async def _watch(self, launch_id: int) -> None:
+        """Return as soon as the launch is no longer runnable (stopped by a delete,
+        paused by someone else): the page being sent is then abandoned."""
+        while True:
+            await asyncio.sleep(STOP_CHECK_SECONDS)
+            launch = await self._read(q.get_launch, launch_id)
+            if launch is None or launch.status not in RUNNABLE:
+                return
+
+    async def _send_page(
+        self,
+        launch_id: int,
+        messages: list[tuple[Subscription, bytes, PushOptions]],
+        by_endpoint: dict[str, q.Recipient],
+        recorder: _Recorder,
+        state: _LaunchState,
+    ) -> bool:
+        """Send one page and record the outcomes; False if the launch paused itself."""
+        assert self._sender is not None
+        async for result in self._sender.send_many(messages):
+            recorder.outcome(by_endpoint[result.subscription.endpoint], result)
+            state.attempts += 1
+            if isinstance(result.outcome, Rejected) and result.outcome.status is not None:
+                reason = f"{result.outcome.status} {result.detail[:80]}".strip()
+                state.rejected[reason] += 1
+            if recorder.pending >= self.options.record_every:
+                await recorder.flush()
+            if state.rejected and should_pause(state.attempts, state.rejected.most_common(1)[0][1]):
+                await recorder.flush()
+                await self._pause(launch_id, state)
+                return False
+        return True
 
     async def _drop_by_rules(
         self, page: Sequence[q.Recipient], ctx: q.SenderContext, recorder: _Recorder, now: datetime
