@@ -15,7 +15,7 @@ from pushcamp.api.context import AppContext
 from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
 from pushcamp.api.ratelimit import MemoryRateLimiter, RateLimiter
-from pushcamp.api.routes import campaigns, ops, public
+from pushcamp.api.routes import campaigns, ops, public, sdk
 from pushcamp.domain.locales import is_locale
 from pushcamp.logs import get_logger
 from pushcamp.services.sites import SiteDirectory
@@ -71,6 +71,7 @@ def create_app(
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(campaigns.router)
+    app.include_router(sdk.router)
     app.include_router(public.router)
     app.state.sites = SiteDirectory(db, ttl=settings.auth_cache_seconds)
     # Added innermost first: AccessLog sees every response, including BodyLimit's.
