@@ -188,13 +188,88 @@ def partners_set_limits(
 
 @partners_app.command("list")
 def partners_list() -> None:
-    """List partners and their limits."""
-    from pushcamp.services import partners
+    """List partners, their limits and site origins."""
+    from pushcamp.services import partners, sites
 
-    table = Table("partner", "name", "v1/min", "v2/min", "created")
-    for row in _run(partners.list_partners):
-        table.add_row(row.id, row.name, str(row.v1_limit), str(row.v2_limit), str(row.created_at))
+    table = Table("partner", "name", "v1/min", "v2/min", "site origins", "created")
+    with _database() as db:
+        rows = partners.list_partners(db)
+        origins = sites.site_origins(db)
+    for row in rows:
+        table.add_row(
+            row.id,
+            row.name,
+            str(row.v1_limit),
+            str(row.v2_limit),
+            " ".join(origins.get(row.id, [])),
+            str(row.created_at),
+        )
     out.print(table)
+
+
+@partners_app.command("set-site")
+def partners_set_site(
+    partner_id: Annotated[str, typer.Argument(help="The partner id.")],
+    origin: Annotated[
+        list[str],
+        typer.Option(
+            "--origin",
+            help="A site origin allowed to call the subscriber endpoints from a browser, "
+            "scheme://host[:port] (repeat for several; replaces the current list).",
+        ),
+    ],
+) -> None:
+    """Set the site origins whose pages may subscribe browsers (CORS)."""
+    from pushcamp.services import sites
+
+    origins = _run(sites.set_site_origins, partner_id, origin)
+    err.print(f"partner [bold]{partner_id}[/] site origins: {' '.join(origins)}")
+
+
+@partners_app.command("set-audience")
+def partners_set_audience(
+    partner_id: Annotated[str, typer.Argument(help="The partner id.")],
+    engagement_days: Annotated[
+        int | None,
+        typer.Option(help="Unengaged after this many days without a click or visit (90)."),
+    ] = None,
+    frequency_cap: Annotated[
+        int | None, typer.Option(help="At most N pushes per subscriber per 24 h.")
+    ] = None,
+    no_frequency_cap: Annotated[
+        bool, typer.Option("--no-frequency-cap", help="Turn the frequency cap off.")
+    ] = False,
+    silent_hours: Annotated[
+        str | None,
+        typer.Option(help="HH:MM-HH:MM in the subscriber's local time, e.g. 22:00-07:00."),
+    ] = None,
+    no_silent_hours: Annotated[
+        bool, typer.Option("--no-silent-hours", help="Turn silent hours off.")
+    ] = False,
+) -> None:
+    """Change who a launch reaches: engagement window, frequency cap, silent hours."""
+    from pushcamp.domain.sites import format_minutes
+    from pushcamp.services import sites
+
+    audience = _run(
+        sites.set_audience,
+        partner_id,
+        engagement_days=engagement_days,
+        frequency_cap=frequency_cap,
+        no_frequency_cap=no_frequency_cap,
+        silent_hours=silent_hours,
+        no_silent_hours=no_silent_hours,
+    )
+    cap = f"{audience.frequency_cap}/24h" if audience.frequency_cap else "off"
+    silent = (
+        f"{format_minutes(audience.silent_start)}-{format_minutes(audience.silent_end)}"
+        if audience.silent_start is not None and audience.silent_end is not None
+        else "off"
+    )
+    err.print(
+        f"partner [bold]{partner_id}[/]: engagement {audience.engagement_days} days, "
+        f"frequency cap {cap}, silent hours {silent}"
+    )
 
 
 @tokens_app.command("create")

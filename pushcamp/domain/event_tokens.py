@@ -19,6 +19,7 @@ from that canonical form is malformed rather than "the same token written differ
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +35,7 @@ EVENT_TOKEN_LIFETIME = 30 * 24 * 3600  # seconds: a browser offline for weeks st
 # Longest well-formed token: 3 + 64 + 3 * 19 + 43 + 5 separators is about 172 characters.
 MAX_TOKEN_CHARS = 256
 _MAX_ID = 2**63 - 1
-_SIGNATURE_CHARS = 43  # 32 bytes, unpadded base64url
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, unpadded base64url
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def _parse(token: object) -> tuple[EventClaim, str, str] | None:
     expires_at = _number(expires, 0)
     if launch_id is None or subscriber_id is None or expires_at is None:
         return None
-    if len(signature) != _SIGNATURE_CHARS:
+    if not _SIGNATURE.fullmatch(signature):
         return None
     claim = EventClaim(partner_id, launch_id, subscriber_id, expires_at)
     return claim, _message(partner_id, launch_id, subscriber_id, expires_at), signature
