@@ -27,7 +27,10 @@ How it behaves, so that callers can rely on it:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +43,7 @@ from pushcamp.errors import DependencyUnavailable, InvalidRequest, NotFound
 from pushcamp.store import Database
 from pushcamp.store import partners as partner_q
 from pushcamp.store import subscribers as q
+from pushcamp.webpush import b64url_decode, b64url_encode
 
 # A subscription is well under 4 KiB (an endpoint of at most 2 KiB, two keys, 32 short
 # attributes); a longer line is a wrong file or an attack, refused without holding it.
@@ -152,9 +156,20 @@ def parse_line(raw: bytes, allowed_hosts: frozenset[str]) -> NewSubscription | s
     if not isinstance(data, dict):
         return "must be a JSON object"
     try:
-        return parse_subscription(data, allowed_hosts=allowed_hosts, allow_last_engaged=True)
+        sub = parse_subscription(data, allowed_hosts=allowed_hosts, allow_last_engaged=True)
     except InvalidRequest as exc:
         return _printable(str(exc))
+    # The validator's base64url decoder is lenient (padding, the standard alphabet, stray
+    # characters): store each key in its one canonical spelling, so that the same key is
+    # never two strings, nor longer than its column.
+    p256dh, auth = _canonical(sub.p256dh), _canonical(sub.auth)
+    if p256dh != sub.p256dh or auth != sub.auth:
+        sub = dataclasses.replace(sub, p256dh=p256dh, auth=auth)
+    return sub
+
+
+def _canonical(key: str) -> str:
+    return b64url_encode(b64url_decode(key))
 
 
 def iter_lines(
@@ -199,8 +214,9 @@ def import_subscriptions(
     subscribers; see the module docstring for the rules.
 
     ``engaged_at`` stamps lines that carry no ``last_engaged_at`` (None: they stay
-    unengaged). ``on_progress`` is called after every committed batch, ``on_bad_line``
-    for every refused line. Raises :class:`NotFound` for an unknown partner and
+    unengaged). ``on_progress`` is called after every batch (handed to the writer
+    thread, which commits it while the next lines are parsed), ``on_bad_line`` for every
+    refused line. Raises :class:`NotFound` for an unknown partner and
     :class:`ImportInterrupted` when the database fails part-way.
     """
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
@@ -210,61 +226,119 @@ def import_subscriptions(
             raise NotFound(f"no partner {partner_id!r}")
     allowed_hosts = db.settings.allowed_push_hosts
     summary = ImportSummary()
-    done_through = 0  # the file's lines up to here are committed or refused
     batch: dict[str, NewSubscription] = {}
-
-    def report() -> None:
-        if on_progress is not None:
-            on_progress(
-                ImportProgress(summary.bytes_read, summary.lines, summary.imported, summary.bad)
-            )
+    writer = _BatchWriter(db, partner_id, engaged_at, now)
 
     def flush(through_line: int) -> None:
-        nonlocal done_through
         if batch:
-            try:
-                with db.write() as conn:
-                    q.upsert_subscriptions(
-                        conn, partner_id, list(batch.values()), now(), engaged_at
-                    )
-            except (DependencyUnavailable, SQLAlchemyError) as exc:
-                cause = (
-                    exc.args[0] if isinstance(exc, DependencyUnavailable) else type(exc).__name__
-                )
-                raise ImportInterrupted(summary.imported, done_through, str(cause)) from exc
-            summary.imported += len(batch)
+            writer.submit(list(batch.values()), through_line)
             batch.clear()
-        done_through = through_line
-        report()
+        if on_progress is not None:
+            good = summary.lines - summary.bad
+            on_progress(ImportProgress(summary.bytes_read, summary.lines, good, summary.bad))
 
     number = 0
-    for number, line, consumed in iter_lines(source):
-        summary.bytes_read += consumed
-        if line is None:
-            result: NewSubscription | str = f"longer than {MAX_LINE_BYTES:,} bytes"
-        elif not line.strip():
-            summary.blank += 1
-            continue
-        else:
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]  # a UTF-8 byte-order mark some tools write
-            result = parse_line(line, allowed_hosts)
-        summary.lines += 1
-        if isinstance(result, str):
-            summary.bad += 1
-            bad = BadLine(number, result)
-            if len(summary.bad_lines) < KEPT_BAD_LINES:
-                summary.bad_lines.append(bad)
-            if on_bad_line is not None:
-                on_bad_line(bad)
-            continue
-        if result.endpoint in batch:
-            flush(number - 1)
-        batch[result.endpoint] = result
-        if len(batch) >= batch_size:
-            flush(number)
-    flush(number)
+    try:
+        for number, line, consumed in iter_lines(source):
+            summary.bytes_read += consumed
+            if line is None:
+                result: NewSubscription | str = f"longer than {MAX_LINE_BYTES:,} bytes"
+            elif not line.strip():
+                summary.blank += 1
+                continue
+            else:
+                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]  # a UTF-8 byte-order mark some tools write
+                result = parse_line(line, allowed_hosts)
+            summary.lines += 1
+            if isinstance(result, str):
+                summary.bad += 1
+                bad = BadLine(number, result)
+                if len(summary.bad_lines) < KEPT_BAD_LINES:
+                    summary.bad_lines.append(bad)
+                if on_bad_line is not None:
+                    on_bad_line(bad)
+                continue
+            if result.endpoint in batch:
+                flush(number - 1)
+            batch[result.endpoint] = result
+            if len(batch) >= batch_size:
+                flush(number)
+        flush(number)
+    except BaseException:
+        writer.close(abort=True)
+        raise
+    writer.close()
+    summary.imported = writer.imported
     return summary
+
+
+class _BatchWriter:
+    """Upserts batches in a thread of its own, one transaction each, in the order given,
+    while the caller parses the next lines: the database's share of the work (the
+    driver, SQLite's B-tree, or the PostgreSQL server on the other core) overlaps with
+    the parsing. At most two batches wait, so memory stays bounded.
+
+    The first failure stops it: later batches are dropped, and the caller learns of it
+    at its next ``submit`` or at ``close``, as :class:`ImportInterrupted` naming the
+    lines committed before it.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        partner_id: str,
+        engaged_at: datetime | None,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._db, self._partner_id, self._engaged_at, self._now = db, partner_id, engaged_at, now
+        self._queue: queue.Queue[tuple[list[NewSubscription], int] | None] = queue.Queue(2)
+        self._failure: BaseException | None = None
+        self._aborted = False
+        self.imported = 0  # subscriptions committed
+        self.done_through = 0  # the file's lines up to here are committed or refused
+        self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, subs: list[NewSubscription], through_line: int) -> None:
+        self._raise_failure()
+        self._queue.put((subs, through_line))
+
+    def close(self, abort: bool = False) -> None:
+        """Wait for the submitted batches and raise if one failed; with ``abort`` (the
+        caller is failing), drop those not started and raise nothing."""
+        self._aborted = abort
+        self._queue.put(None)
+        self._thread.join()
+        if not abort:
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        exc = self._failure
+        if exc is None:
+            return
+        if isinstance(exc, DependencyUnavailable | SQLAlchemyError):
+            cause = (
+                str(exc.args[0]) if isinstance(exc, DependencyUnavailable) else type(exc).__name__
+            )
+            raise ImportInterrupted(self.imported, self.done_through, cause) from exc
+        raise exc
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._failure is not None or self._aborted:
+                continue  # drain, so that the caller never blocks on a full queue
+            subs, through_line = item
+            try:
+                with self._db.write() as conn:
+                    q.upsert_subscriptions(
+                        conn, self._partner_id, subs, self._now(), self._engaged_at
+                    )
+            except BaseException as exc:  # handed to the caller's thread
+                self._failure = exc
+                continue
+            self.imported += len(subs)
+            self.done_through = through_line
 
 
 @dataclass(frozen=True, slots=True)

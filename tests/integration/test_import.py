@@ -292,3 +292,15 @@ def test_database_failure_names_the_committed_lines(
     assert (caught.value.imported, caught.value.done_through) == (2, 2)
     assert "lines 1 to 2 are done (2 subscriptions committed)" in str(caught.value)
     assert set(rows(db, tenant.partner_id)) == {lines[0]["endpoint"], lines[1]["endpoint"]}
+
+
+def test_keys_stored_in_their_canonical_spelling(db: Database, tenant: Tenant) -> None:
+    line = subscription()
+    canonical_auth = line["keys"]["auth"]
+    # Padded, standard alphabet, stray whitespace: the lenient decoder takes all three.
+    p256dh = _public_keys()[3].replace("-", "+").replace("_", "/") + "=" * 3
+    line["keys"] = {"p256dh": p256dh, "auth": f" {canonical_auth}== "}
+    summary = import_here(db, tenant.partner_id, jsonl(line))
+    assert (summary.imported, summary.bad) == (1, 0)
+    row = rows(db, tenant.partner_id)[line["endpoint"]]
+    assert (row.p256dh, row.auth) == (_public_keys()[3], canonical_auth)
