@@ -334,3 +334,25 @@ def test_metrics_count_pushes_by_outcome(
     )
     wait_for_launches(client, tenant, campaign_id)
     assert sent_total() - before >= 7
+
+
+def test_launches_watch_follows_a_launch_to_its_end(
+    client: httpx.Client, tenant, db: Database, sim: PushServiceSimulator, database_url: str
+) -> None:
+    from tests.conftest import run_cli
+
+    subs = add_subscribers(db, tenant.partner_id, sim, 60)
+    for sub in subs:
+        sim.inject(sub, Fault(delay=0.3))
+    campaign_id = create_campaign(client, tenant)
+    client.post(
+        f"/v1/single/{campaign_id}", json=launch_body(tenant.partner_id), headers=tenant.auth
+    )
+    watched = run_cli(
+        "launches", "watch", str(campaign_id), "--interval", "0.1", database_url=database_url
+    )
+    summary = json.loads(watched.stdout)
+    assert summary["status"] == "Sent" and summary["sent"] == 60
+    assert "launch" in watched.stderr  # the progress bar
+    missing = run_cli("launches", "watch", "999999999", database_url=database_url, check=False)
+    assert missing.returncode == 3 and "no launch" in missing.stderr
