@@ -16,6 +16,7 @@ from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
 from pushcamp.api.ratelimit import MemoryRateLimiter, RateLimiter
 from pushcamp.api.routes import campaigns, ops, public, sdk
+from pushcamp.delivery.engine import DeliveryEngine, EngineOptions
 from pushcamp.domain.locales import is_locale
 from pushcamp.logs import get_logger
 from pushcamp.services.sites import SiteDirectory
@@ -53,9 +54,25 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await run_in_threadpool(ctx.db.migrate)
+        if settings.delivery_in_process:
+            ctx.engine = DeliveryEngine(
+                ctx.db,
+                EngineOptions(
+                    workers=settings.delivery_workers,
+                    lease_seconds=settings.delivery_lease_seconds,
+                    per_host=settings.delivery_per_host,
+                    vapid_subject=settings.vapid_subject,
+                    events_url=ctx.events_url,
+                ),
+            )
+            # SQLite: this process is the only worker, so batches claimed before a
+            # crash are resumed at once rather than after their lease.
+            await ctx.engine.start(reclaim_all=settings.is_sqlite)
         warm_up()
         log.info("started", database=settings.redacted_database_url(), version=__version__)
         yield
+        if ctx.engine is not None:
+            await ctx.engine.stop()
         ctx.db.dispose()
 
     app = FastAPI(
