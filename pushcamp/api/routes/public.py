@@ -107,7 +107,23 @@ class SdkConfig(BaseModel):
     service_worker_url: str
 
 
+def _inline(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """The schema with its ``$defs`` references replaced by the definitions: embedded in
+    the OpenAPI document, a ``#/$defs/...`` reference would point nowhere."""
+    if defs is None and isinstance(schema, dict):
+        defs = schema.get("$defs", {})
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and defs is not None:
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = _inline(schema)
     return {
         "requestBody": {
             "required": True,
