@@ -182,7 +182,9 @@
         return response.json();
       },
       function (cause) {
-        throw PushcampError("network", "could not reach pushcamp at " + options.base + ": " +
+        // A CORS refusal looks exactly like a network failure from here.
+        throw PushcampError("network", "could not reach pushcamp at " + options.base +
+          ", or it does not allow this site's origin (pushcamp partners set-site): " +
           describe(cause), cause);
       }
     );
