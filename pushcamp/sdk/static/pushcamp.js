@@ -352,8 +352,8 @@
     var late = new Promise(function (_resolve, reject) {
       timer = window.setTimeout(function () {
         reject(PushcampError("push-timeout", "the browser's push service did not answer " +
-          "within " + ms / 1000 + " s (builds without Google's services, such as headless " +
-          "Chromium, never get an answer)"));
+          "within " + ms / 1000 + " s (a Chromium that cannot reach Google's push service, " +
+          "such as headless Chromium, never gets one)"));
       }, ms);
     });
     attempt.catch(noop); // it may still fail after the timeout has answered
