@@ -49,6 +49,11 @@ def context(request: Request) -> AppContext:
     return ctx
 
 
+def deadline_seconds(request: Request) -> float:
+    """How long service work may take before the request gets 424 (see within_deadline)."""
+    return context(request).settings.db_timeout_seconds * 2
+
+
 async def within_deadline(request: Request, work: Awaitable[T]) -> T:
     """Await service work with a deadline.
 
@@ -56,7 +61,7 @@ async def within_deadline(request: Request, work: Awaitable[T]) -> T:
     the case they cannot see, a database that stops answering on an open connection
     (a network partition): the request then gets 424 instead of hanging.
     """
-    timeout = context(request).settings.db_timeout_seconds * 2
+    timeout = deadline_seconds(request)
     try:
         async with asyncio.timeout(timeout):
             return await work

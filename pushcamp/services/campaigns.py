@@ -2,42 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from functools import partial
-
-from sqlalchemy.engine import Connection
-
 from pushcamp.domain.campaigns import CampaignStatus, NewCampaign
 from pushcamp.errors import CampaignNotFound, DuplicateTitle
+from pushcamp.services.launches import launch_summaries, stop_launches
 from pushcamp.store import Database
 from pushcamp.store import campaigns as q
-from pushcamp.services.launches import launch_summaries, stop_launches
 from pushcamp.timeutil import iso
 
 
-def _insert_op(partner_id: str, campaign: NewCampaign) -> Callable[[Connection], int | None]:
-    return partial(
-        q.insert_campaign,
+async def create_campaign_async(
+    db: Database, partner_id: str, campaign: NewCampaign, timeout: float | None = None
+) -> int:
+    """Store a new Draft campaign and return its id, group-committed with other concurrent
+    writes (returns only after the commit). A live duplicate title is refused by the
+    database's unique index, so concurrent creates of one title yield one winner. Raises
+    DependencyUnavailable if the database fails or has not answered within ``timeout``."""
+    row = q.NewCampaignRow(
         partner_id=partner_id,
         title=campaign.title,
         language=campaign.language,
         is_all=campaign.is_all,
-        status=CampaignStatus.DRAFT,
+        status=CampaignStatus.DRAFT.value,
     )
-
-
-def _created(campaign_id: int | None) -> int:
+    campaign_id = await db.batcher.run_grouped(q.insert_campaigns, row, timeout)
     if campaign_id is None:
         raise DuplicateTitle()
     return campaign_id
-
-
-async def create_campaign_async(db: Database, partner_id: str, campaign: NewCampaign) -> int:
-    """Store a new Draft campaign and return its id, group-committed with other concurrent
-    writes (returns only after the commit). A live duplicate title is refused by the
-    database's unique index, so concurrent creates of one title yield one winner."""
-    return _created(await asyncio.wrap_future(db.batcher.submit(_insert_op(partner_id, campaign))))
 
 
 def campaign_status(db: Database, partner_id: str, campaign_id: int) -> dict[str, object]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from pushcamp.errors import DependencyUnavailable
 from pushcamp.settings import Settings
-from pushcamp.store.batch import WriteBatcher
+from pushcamp.store.batch import WriteBatcher, WriteBusy
 
 # Any fixed 64-bit number: serialises concurrent `db upgrade` runs on PostgreSQL.
 _MIGRATION_LOCK_ID = 0x7075736863616D70
@@ -56,6 +56,7 @@ class Database:
         self.is_sqlite = settings.is_sqlite
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self.engine = self._create_engine()
+        self._nowait_conn: Connection | None = None
         self.batcher = WriteBatcher(self)
 
     def _create_engine(self) -> Engine:
@@ -105,6 +106,57 @@ class Database:
                     yield conn
 
     @contextmanager
+    def write_nowait(self) -> Iterator[Connection]:
+        """SQLite only: a write transaction on the calling thread (the event loop) that
+        never waits. Raises :class:`WriteBusy` at once if another thread or process holds
+        the write lock, or if the transaction cannot begin for any other reason (the
+        caller then retries where it may wait, and meets the error there if it lasts).
+
+        It uses one connection of its own whose commits never checkpoint: a checkpoint
+        copies the WAL into the database and syncs the file, 10-25 ms that would stall
+        every request. Whoever commits here calls :meth:`checkpoint` on a thread instead.
+        """
+        if self._write_lock is None or not self._write_lock.acquire(blocking=False):
+            raise WriteBusy()
+        try:
+            conn = self._nowait_conn
+            if conn is None or conn.invalidated or conn.closed:
+                conn = self._nowait_conn = self._connect_nowait()
+            try:
+                transaction = conn.begin()
+            except Exception as exc:
+                self._drop_nowait()
+                raise WriteBusy() from exc
+            with dependency_errors(), transaction:
+                yield conn
+        finally:
+            self._write_lock.release()
+
+    def _connect_nowait(self) -> Connection:
+        with dependency_errors():
+            conn = self.engine.connect()
+            conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            driver.execute("PRAGMA wal_autocheckpoint=0")
+            return conn
+
+    def _drop_nowait(self) -> None:
+        # Discarded, not returned to the pool: its settings are for this use only.
+        if self._nowait_conn is not None:
+            self._nowait_conn.invalidate()
+            self._nowait_conn.close()
+            self._nowait_conn = None
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file without blocking readers or writers (SQLite;
+        a no-op elsewhere). Blocking: call it on a thread."""
+        if self.is_sqlite:
+            with dependency_errors(), self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only unit of work (a consistent snapshot on both backends)."""
         with dependency_errors(), self.engine.connect() as conn:
@@ -139,6 +191,7 @@ class Database:
 
     def dispose(self) -> None:
         self.batcher.close()
+        self._drop_nowait()
         self.engine.dispose()
 
 

@@ -3,6 +3,8 @@ fails its neighbours; a failing database fails the whole batch and commits nothi
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from pathlib import Path
 
@@ -80,8 +82,11 @@ def test_database_failure_fails_the_batch_and_commits_nothing(db: Database) -> N
 
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    futures = [db.batcher.submit(insert(10)), db.batcher.submit(broken),
-               db.batcher.submit(insert(11))]
+    futures = [
+        db.batcher.submit(insert(10)),
+        db.batcher.submit(broken),
+        db.batcher.submit(insert(11)),
+    ]
     gate.set()
     first.result(timeout=5)
     for f in futures:  # every caller hears 424 and may retry: none of them was committed
@@ -89,3 +94,68 @@ def test_database_failure_fails_the_batch_and_commits_nothing(db: Database) -> N
             f.result(timeout=5)
     assert values(db) == []
     assert db.batcher.submit(insert(12)).result(timeout=5) == 12  # and it carries on
+
+
+def grouped(conn, items):
+    """A grouped write: one multi-row statement for every waiting item."""
+    conn.execute(
+        text("INSERT INTO t (v) SELECT value FROM json_each(:vs)"), {"vs": json.dumps(items)}
+    )
+    return list(items)
+
+
+def test_grouped_writes_of_one_loop_turn_share_one_call(db: Database) -> None:
+    calls: list[list[int]] = []
+
+    def group(conn, items):
+        calls.append(list(items))
+        return grouped(conn, items)
+
+    async def main():
+        return await asyncio.gather(*(db.batcher.run_grouped(group, v) for v in range(20)))
+
+    assert asyncio.run(main()) == list(range(20))
+    assert calls == [list(range(20))]  # one statement, run on the loop (the lock was free)
+    assert values(db) == list(range(20))
+
+
+def test_grouped_writes_wait_on_the_thread_while_the_write_lock_is_held(db: Database) -> None:
+    """Another thread holds SQLite's write lock: the loop does not wait for it; the batch
+    goes to the writer thread and commits once the lock is free."""
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def holder():
+        with db.write():
+            holding.set()
+            gate.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    assert holding.wait(5)
+
+    async def main():
+        task = asyncio.gather(*(db.batcher.run_grouped(grouped, v) for v in (1, 2)))
+        await asyncio.sleep(0.05)
+        assert not task.done()  # waiting, and the loop is free meanwhile
+        gate.set()
+        return await task
+
+    assert asyncio.run(main()) == [1, 2]
+    t.join()
+    assert values(db) == [1, 2]
+
+
+def test_a_grouped_write_that_times_out_is_never_committed(db: Database) -> None:
+    gate = threading.Event()
+    first = hold(db, gate)  # the writer thread is busy, and holds the write lock
+
+    async def main():
+        with pytest.raises(DependencyUnavailable):
+            await db.batcher.run_grouped(grouped, 7, timeout=0.05)
+
+    asyncio.run(main())
+    gate.set()
+    first.result(timeout=5)
+    assert db.batcher.submit(insert(8)).result(timeout=5) == 8
+    assert values(db) == [8]  # the caller heard 424, so 7 must not be there

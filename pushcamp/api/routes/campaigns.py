@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from pushcamp.api.auth import authorize, require_partner
-from pushcamp.api.body import parse_id, parse_json, read_model
-from pushcamp.api.context import call_service, context, within_deadline
+from pushcamp.api.body import parse_id, parse_json, read_model, validate
+from pushcamp.api.context import call_service, context, deadline_seconds
 from pushcamp.api.schemas import (
     CampaignCreated,
     CreateCampaignRequest,
@@ -52,15 +52,44 @@ def json_body(model: type[Any]) -> dict[str, Any]:
     openapi_extra=json_body(CreateCampaignRequest),
     summary="Create a single web push campaign (Draft)",
 )
-async def create_campaign(request: Request) -> JSONResponse:
+async def create_campaign(request: Request) -> Response:
     caller = await authorize(request, "create")
-    body = await read_model(request, CreateCampaignRequest)
-    require_partner(caller, body.partner_id)
-    campaign = new_campaign(body.title, body.language, body.is_all)
-    campaign_id = await within_deadline(
-        request, service.create_campaign_async(context(request).db, caller.partner_id, campaign)
+    partner_id, title, language, is_all = _create_fields(parse_json(await request.body()))
+    require_partner(caller, partner_id)
+    campaign = new_campaign(title, language, is_all)
+    campaign_id = await service.create_campaign_async(
+        context(request).db, caller.partner_id, campaign, timeout=deadline_seconds(request)
     )
-    return JSONResponse({"success": True, "campaign_id": campaign_id}, status_code=201)
+    # The body JSONResponse would render, without json.dumps: an int needs no escaping.
+    return Response(
+        b'{"success":true,"campaign_id":%d}' % campaign_id,
+        status_code=201,
+        media_type="application/json",
+    )
+
+
+def _create_fields(data: Any) -> tuple[str, str, str, bool]:
+    """The fields of a create body. The usual well-formed body is checked by hand, which
+    costs a fraction of model validation: it passes only bodies that the model accepts in
+    strict mode too (the same types and lengths; an ASCII ``partner_id``, whereas the
+    model also takes other text). Every other body goes to the model, which refuses it
+    or passes it and names every offending field."""
+    if type(data) is dict:
+        partner_id = data.get("partner_id")
+        title = data.get("title")
+        language = data.get("language")
+        is_all = data.get("is_all", False)
+        if (
+            type(partner_id) is str
+            and 1 <= len(partner_id) <= 64
+            and partner_id.isascii()
+            and type(title) is str
+            and type(language) is str
+            and type(is_all) is bool
+        ):
+            return partner_id, title, language, is_all
+    body = validate(CreateCampaignRequest, data)
+    return body.partner_id, body.title, body.language, body.is_all
 
 
 @router.delete(
