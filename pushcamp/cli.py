@@ -362,7 +362,7 @@ def subscribers_import(
     when the good lines went in (bad lines included), 3 for an unknown partner, 5 when
     the database fails (the lines already committed are named).
     """
-    from pushcamp.services import importer
+    from pushcamp.services import importer, partners
 
     try:
         source = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
@@ -371,22 +371,25 @@ def subscribers_import(
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        with _database() as db, _import_progress(source) as (on_progress, on_bad_line):
+        with _database() as db:
+            # An unknown partner is an error before the progress bar appears.
+            partners.get_partner(db, partner_id)
+            with _import_progress(source) as (on_progress, on_bad_line):
 
-            def bad_line(bad: importer.BadLine) -> None:
-                on_bad_line(bad)
-                if errors_out is not None:
-                    errors_out.write(f"{bad}\n")
+                def bad_line(bad: importer.BadLine) -> None:
+                    on_bad_line(bad)
+                    if errors_out is not None:
+                        errors_out.write(f"{bad}\n")
 
-            now = datetime.now(UTC) if engaged_now else None
-            try:
-                summary = importer.import_subscriptions(
-                    db, partner_id, source, engaged_at=now, batch_size=batch_size,
-                    on_progress=on_progress, on_bad_line=bad_line,
-                )  # fmt: skip
-            except importer.ImportInterrupted as exc:
-                err.print(f"[red]error:[/] {exc}", highlight=False)
-                raise typer.Exit(5) from None
+                now = datetime.now(UTC) if engaged_now else None
+                try:
+                    summary = importer.import_subscriptions(
+                        db, partner_id, source, engaged_at=now, batch_size=batch_size,
+                        on_progress=on_progress, on_bad_line=bad_line,
+                    )  # fmt: skip
+                except importer.ImportInterrupted as exc:
+                    err.print(f"[red]error:[/] {exc}", highlight=False)
+                    raise typer.Exit(5) from None
     finally:
         source.close()
         if errors_out is not None:

@@ -114,8 +114,10 @@ def endpoint_problem(url: str, extra_hosts: frozenset[str] = frozenset()) -> str
     if parts.scheme == "http":
         if listed and _is_loopback(host):
             return None
-        return "must be an https URL (plain http only for a loopback host listed in "
-        "PUSHCAMP_PUSH_ALLOWED_HOSTS)"
+        return (
+            "must be an https URL (plain http only for a loopback host listed in "
+            "PUSHCAMP_PUSH_ALLOWED_HOSTS)"
+        )
     if listed:
         return None
     try:

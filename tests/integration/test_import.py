@@ -304,3 +304,11 @@ def test_keys_stored_in_their_canonical_spelling(db: Database, tenant: Tenant) -
     assert (summary.imported, summary.bad) == (1, 0)
     row = rows(db, tenant.partner_id)[line["endpoint"]]
     assert (row.p256dh, row.auth) == (_public_keys()[3], canonical_auth)
+
+
+def test_reason_is_whole(db: Database, tenant: Tenant) -> None:
+    summary = import_here(db, tenant.partner_id, jsonl(subscription(endpoint="http://x.example/")))
+    assert summary.bad_lines[0].reason == (
+        "endpoint: must be an https URL (plain http only for a loopback host listed in "
+        "PUSHCAMP_PUSH_ALLOWED_HOSTS)"
+    )
