@@ -170,7 +170,9 @@ def main() -> None:
         pg_ok = not args.no_pg
         results = []
         for n in sizes:
-            runs = [("SQLite", f"sqlite:///{Path(tmp) / f'bench-{n}.db'}", None)]
+            runs: list[tuple[str, str, str | None]] = [
+                ("SQLite", f"sqlite:///{Path(tmp) / f'bench-{n}.db'}", None)
+            ]
             pg = postgres_database(args.pg_url) if pg_ok else None
             pg_ok = pg is not None
             if pg:

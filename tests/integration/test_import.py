@@ -312,3 +312,14 @@ def test_reason_is_whole(db: Database, tenant: Tenant) -> None:
         "endpoint: must be an https URL (plain http only for a loopback host listed in "
         "PUSHCAMP_PUSH_ALLOWED_HOSTS)"
     )
+
+
+def test_unreachable_database_exits_5(tmp_path: Path) -> None:
+    path = tmp_path / "subs.jsonl"
+    path.write_text(jsonl(subscription()))
+    result = run_cli(
+        "subscribers", "import", "100000001", str(path),
+        database_url="postgresql://postgres@127.0.0.1:1/none", check=False,
+    )  # fmt: skip
+    assert result.returncode == 5 and "database is unreachable" in result.stderr
+    assert result.stdout == ""
