@@ -66,8 +66,12 @@ async def main_async(url: str, partner_id: str, token: str, seconds: float) -> N
         return session.get("/healthz")
 
     def create(session, w, i):
-        body = {"partner_id": partner_id, "title": f"bench {run_id} c{concurrency} {w}-{i}",
-                "language": "en_US", "is_all": False}
+        body = {
+            "partner_id": partner_id,
+            "title": f"bench {run_id} c{concurrency} {w}-{i}",
+            "language": "en_US",
+            "is_all": False,
+        }
         return session.post("/v1/single", json=body, headers=auth)
 
     print(f"{'clients':>7} {'endpoint':<14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}  statuses")
@@ -76,8 +80,10 @@ async def main_async(url: str, partner_id: str, token: str, seconds: float) -> N
         for name, fn in (("GET /healthz", healthz), ("POST /v1/single", create)):
             rps, lat, codes = await run_load(url, concurrency, seconds, fn)
             results[name] = rps
-            print(f"{concurrency:>7} {name:<14} {rps:>7} {pct(lat, 50):>7.2f} "
-                  f"{pct(lat, 99):>7.2f}  {dict(sorted(codes.items()))}")
+            print(
+                f"{concurrency:>7} {name:<14} {rps:>7} {pct(lat, 50):>7.2f} "
+                f"{pct(lat, 99):>7.2f}  {dict(sorted(codes.items()))}"
+            )
         ratio = results["POST /v1/single"] / max(1, results["GET /healthz"])
         print(f"{concurrency:>7} create/healthz ratio: {ratio:.2f}")
 
@@ -85,8 +91,9 @@ async def main_async(url: str, partner_id: str, token: str, seconds: float) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--database-url", default=None,
-                        help="default: a fresh SQLite file (the embedded default)")
+    parser.add_argument(
+        "--database-url", default=None, help="default: a fresh SQLite file (the embedded default)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"

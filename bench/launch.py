@@ -63,7 +63,9 @@ def wait_for(sim: SimulatorProcess, total: int, timeout: float) -> float:
     raise SystemExit(f"timed out: the simulator saw {sim.client.stats()['requests']} of {total}")
 
 
-def launch_run(size: int, database_url: str, workdir: Path, sim: SimulatorProcess) -> dict[str, float]:
+def launch_run(
+    size: int, database_url: str, workdir: Path, sim: SimulatorProcess
+) -> dict[str, float]:
     env = dict(
         os.environ,
         PUSHCAMP_DATABASE_URL=database_url,
@@ -86,7 +88,12 @@ def launch_run(size: int, database_url: str, workdir: Path, sim: SimulatorProces
         client = httpx.Client(base_url=server.url, headers={"Authorization": token}, timeout=30)
         created = client.post(
             "/v1/single",
-            json={"partner_id": partner, "title": f"bench {size}", "language": "all_ALL", "is_all": True},
+            json={
+                "partner_id": partner,
+                "title": f"bench {size}",
+                "language": "all_ALL",
+                "is_all": True,
+            },
         )
         created.raise_for_status()
         campaign_id = created.json()["campaign_id"]
@@ -147,7 +154,8 @@ def main() -> None:
             rows.append(launch_run(size, database_url, workdir, sim))
         reference = asyncio.run(reference_run(sim, min(sizes)))
     print(f"\nbackend: {database_url.split(':')[0]}; cores: {os.cpu_count()}")
-    print(f"{'audience':>10} {'200 in':>8} {'to last push':>13} {'pushes/s':>9} {'RSS start':>10} {'RSS peak':>9}")
+    header = ("audience", "200 in", "to last push", "pushes/s", "RSS start", "RSS peak")
+    print("{:>10} {:>8} {:>13} {:>9} {:>10} {:>9}".format(*header))
     for r in rows:
         print(
             f"{r['size']:>10,} {r['answer_ms']:>6.0f}ms {r['seconds']:>12.2f}s {r['rate']:>9,.0f}"
@@ -156,7 +164,10 @@ def main() -> None:
     if len(rows) > 1:
         growth = (rows[-1]["rss_peak"] / rows[0]["rss_peak"] - 1) * 100
         print(f"peak memory, {rows[-1]['size']:,} vs {rows[0]['size']:,}: {growth:+.1f}%")
-    print(f"reference: WebPushSender alone (no DB, no records), {min(sizes):,} messages: {reference:,.0f}/s")
+    print(
+        f"reference: WebPushSender alone (no DB, no records), {min(sizes):,} messages:"
+        f" {reference:,.0f}/s"
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     )
     vapid_subject: str = Field(
         default="mailto:push@pushcamp.dev",
-        description="VAPID contact (RFC 8292) push services see: set your own mailto: or https: URL.",
+        description="VAPID contact (RFC 8292) push services see: your own mailto: or https: URL.",
     )
     # Where browsers reach this server (https://push.example.com), for the absolute URLs
     # the SDK is given; unset: the URL each request came in on.
@@ -84,7 +84,9 @@ class Settings(BaseSettings):
         if not value:
             return None
         if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
-            raise ValueError("PUSHCAMP_PUBLIC_URL must be an http(s) URL, e.g. https://push.example.com")
+            raise ValueError(
+                "PUSHCAMP_PUBLIC_URL must be an http(s) URL, e.g. https://push.example.com"
+            )
         return value.rstrip("/")
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcamp.domain import locales, text
 from pushcamp.errors import FieldError, InvalidRequest
-from pushcamp.webpush import b64url_decode
+from pushcamp.webpush import b64url_decode, b64url_encode
 
 ENDPOINT_MAX_CHARS = 2048
 MAX_ATTRIBUTES = 32
@@ -267,6 +267,26 @@ def _string(
     return value
 
 
+def _key(
+    keys: Mapping[str, object],
+    name: str,
+    problem_of: Callable[[str], str | None],
+    errors: list[FieldError],
+) -> str | None:
+    """One of ``keys``, checked and in canonical base64url (no padding, no stray
+    characters), so what is stored has the length the columns expect."""
+    where = f"keys.{name}"
+    value = _string(keys, name, errors, where)
+    if value is None:
+        if not any(e.field == where for e in errors):
+            errors.append(FieldError(where, "is required"))
+        return None
+    if (problem := problem_of(value)) is not None:
+        errors.append(FieldError(where, problem))
+        return None
+    return b64url_encode(b64url_decode(value))
+
+
 def attributes_problems(value: object) -> tuple[dict[str, str] | None, list[FieldError]]:
     """Custom attributes: at most 32, names like identifiers, values strings (numbers and
     booleans are stored as their JSON text) of at most 200 characters."""
@@ -331,14 +351,8 @@ def parse_subscription(
     if not isinstance(keys, dict):
         errors.append(FieldError("keys", "must be an object with p256dh and auth"))
     else:
-        p256dh = _string(keys, "p256dh", errors, "keys.p256dh")
-        auth = _string(keys, "auth", errors, "keys.auth")
-        if p256dh is None or (problem := p256dh_problem(p256dh)):
-            if not any(e.field == "keys.p256dh" for e in errors):
-                errors.append(FieldError("keys.p256dh", problem if p256dh else "is required"))
-        if auth is None or (problem := auth_problem(auth)):
-            if not any(e.field == "keys.auth" for e in errors):
-                errors.append(FieldError("keys.auth", problem if auth else "is required"))
+        p256dh = _key(keys, "p256dh", p256dh_problem, errors)
+        auth = _key(keys, "auth", auth_problem, errors)
     language = _string(data, "language", errors)
     if language is not None:
         normalised = normalise_language(language)

@@ -49,7 +49,8 @@ def campaign_status(db: Database, partner_id: str, campaign_id: int) -> dict[str
 
 def delete_campaign(db: Database, partner_id: str, campaign_id: int) -> None:
     """Mark the campaign deleted: it leaves the panel, its title is free again, its
-    records stay, and its running launches stop (no further notification goes out). Deleting an unknown or already deleted campaign is a 400."""
+    records stay, and its running launches stop (no further notification goes out).
+    Deleting an unknown or already deleted campaign is a 400."""
     with db.write() as conn:
         if not q.mark_deleted(conn, partner_id, campaign_id, CampaignStatus.DELETED):
             raise CampaignNotFound()

@@ -27,7 +27,6 @@ How it behaves, so that callers can rely on it:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import queue
 import threading
@@ -43,7 +42,6 @@ from pushcamp.errors import DependencyUnavailable, InvalidRequest, NotFound
 from pushcamp.store import Database
 from pushcamp.store import partners as partner_q
 from pushcamp.store import subscribers as q
-from pushcamp.webpush import b64url_decode, b64url_encode
 
 # A subscription is well under 4 KiB (an endpoint of at most 2 KiB, two keys, 32 short
 # attributes); a longer line is a wrong file or an attack, refused without holding it.
@@ -159,17 +157,7 @@ def parse_line(raw: bytes, allowed_hosts: frozenset[str]) -> NewSubscription | s
         sub = parse_subscription(data, allowed_hosts=allowed_hosts, allow_last_engaged=True)
     except InvalidRequest as exc:
         return _printable(str(exc))
-    # The validator's base64url decoder is lenient (padding, the standard alphabet, stray
-    # characters): store each key in its one canonical spelling, so that the same key is
-    # never two strings, nor longer than its column.
-    p256dh, auth = _canonical(sub.p256dh), _canonical(sub.auth)
-    if p256dh != sub.p256dh or auth != sub.auth:
-        sub = dataclasses.replace(sub, p256dh=p256dh, auth=auth)
-    return sub
-
-
-def _canonical(key: str) -> str:
-    return b64url_encode(b64url_decode(key))
+    return sub  # keys come back in canonical base64url from the validator
 
 
 def iter_lines(

@@ -136,7 +136,7 @@ def set_plan(conn: Connection, launch_id: int, topic: str, batches: int) -> None
 
 def get_launch(conn: Connection, launch_id: int) -> LaunchRow | None:
     row = conn.execute(select(*_LAUNCH_COLUMNS).where(Launch.id == launch_id)).one_or_none()
-    return LaunchRow(*row) if row else None
+    return LaunchRow(**row._mapping) if row else None
 
 
 def latest_launch_id(conn: Connection, campaign_id: int) -> int | None:
@@ -152,7 +152,7 @@ def launches_of_campaign(conn: Connection, partner_id: str, campaign_id: int) ->
         .where(Launch.partner_id == partner_id, Launch.campaign_id == campaign_id)
         .order_by(Launch.id)
     ).all()
-    return [LaunchRow(*r) for r in rows]
+    return [LaunchRow(**r._mapping) for r in rows]
 
 
 def set_status(

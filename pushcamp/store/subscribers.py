@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,8 +15,7 @@ from sqlalchemy.engine import Connection
 from pushcamp.domain.subscribers import NewSubscription
 from pushcamp.store.models import Subscriber
 
-_TABLE = Subscriber.__table__
-assert isinstance(_TABLE, Table)
+_TABLE = cast(Table, Subscriber.__table__)
 # Optional fields: a re-subscribe that does not send one keeps the stored value.
 _KEPT_IF_ABSENT = ("language", "timezone", "browser", "os", "device")
 

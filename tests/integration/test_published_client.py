@@ -3,6 +3,7 @@ end written against Insider's API must work by changing only the base URL and ke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pushcamp.errors import Conflict
 from pushcamp.services import partners, tokens
 from pushcamp.store import Database
 from pushcamp.testing.process import ServerProcess
@@ -36,10 +38,24 @@ def collection_run(server: ServerProcess, db: Database, tmp_path_factory) -> dic
     token = tokens.create_token(db, COLLECTION_PARTNER)
     report = tmp_path_factory.mktemp("newman") / "report.json"
     result = subprocess.run(
-        [exe, "run", str(COLLECTION), "--env-var", f"baseUrl={server.url}",
-         "--env-var", f"apiKey={token}", "--reporters", "json",
-         "--reporter-json-export", str(report), "--timeout-request", "10000"],
-        capture_output=True, text=True, timeout=120,
+        [
+            exe,
+            "run",
+            str(COLLECTION),
+            "--env-var",
+            f"baseUrl={server.url}",
+            "--env-var",
+            f"apiKey={token}",
+            "--reporters",
+            "json",
+            "--reporter-json-export",
+            str(report),
+            "--timeout-request",
+            "10000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert report.exists(), result.stdout + result.stderr
     executions = json.loads(report.read_text())["run"]["executions"]
@@ -85,17 +101,23 @@ def real_id_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
         pytest.skip("newman (npm) or ../shared/reference is not available")
     import httpx
 
-    try:
+    with contextlib.suppress(Conflict):  # created by an earlier test of this session
         partners.create_partner(db, LAUNCH_PARTNER, "collection launches")
-    except Exception:  # noqa: BLE001 - created by an earlier module of this session
-        pass
     token = tokens.create_token(db, LAUNCH_PARTNER)
     ids: dict[str, int] = {}
     with httpx.Client(base_url=server.url, headers={"Authorization": token}) as c:
-        for name in ("Launch single web pushes v1", "Launch single web pushes v2",
-                     "Delete single web pushes"):
-            created = c.post("/v1/single", json={"partner_id": LAUNCH_PARTNER, "title": f"{name} {token[-6:]}",
-                                                 "language": "tr_TR", "is_all": True})
+        for name in (
+            "Launch single web pushes v1",
+            "Launch single web pushes v2",
+            "Delete single web pushes",
+        ):
+            body = {
+                "partner_id": LAUNCH_PARTNER,
+                "title": f"{name} {token[-6:]}",
+                "language": "tr_TR",
+                "is_all": True,
+            }
+            created = c.post("/v1/single", json=body)
             assert created.status_code == 201, created.text
             ids[name] = created.json()["campaign_id"]
     collection = json.loads(COLLECTION.read_text())
@@ -106,7 +128,8 @@ def real_id_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
                 substitute(item["item"])
             elif item["name"] in ids:
                 url = item["request"]["url"]
-                url["path"] = [str(ids[item["name"]]) if p == "campaign_id" else p for p in url["path"]]
+                real = str(ids[item["name"]])
+                url["path"] = [real if p == "campaign_id" else p for p in url["path"]]
                 if "raw" in url:
                     url["raw"] = url["raw"].replace("campaign_id", str(ids[item["name"]]))
 
@@ -115,10 +138,24 @@ def real_id_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
     copy.write_text(json.dumps(collection))
     report = copy.with_name("report.json")
     subprocess.run(
-        [exe, "run", str(copy), "--env-var", f"baseUrl={server.url}",
-         "--env-var", f"apiKey={token}", "--reporters", "json",
-         "--reporter-json-export", str(report), "--timeout-request", "10000"],
-        capture_output=True, text=True, timeout=120,
+        [
+            exe,
+            "run",
+            str(copy),
+            "--env-var",
+            f"baseUrl={server.url}",
+            "--env-var",
+            f"apiKey={token}",
+            "--reporters",
+            "json",
+            "--reporter-json-export",
+            str(report),
+            "--timeout-request",
+            "10000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     executions = json.loads(report.read_text())["run"]["executions"]
     return {
