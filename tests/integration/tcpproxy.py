@@ -87,6 +87,10 @@ def _reset(sock: socket.socket) -> None:
     try:
         # SO_LINGER 0: close with RST, as a crashed peer or a dropped route would.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        # Shut down first: on Linux, close() alone does not wake a pipe thread blocked in
+        # recv() on this socket, and the connection would live on, half-cut, in limbo.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         sock.close()
     except OSError:
         pass
