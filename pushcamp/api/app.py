@@ -62,6 +62,7 @@ def create_app(
                     lease_seconds=settings.delivery_lease_seconds,
                     per_host=settings.delivery_per_host,
                     vapid_subject=settings.vapid_subject,
+                    allowed_hosts=settings.allowed_push_hosts,
                     events_url=ctx.events_url,
                 ),
             )

@@ -44,6 +44,7 @@ from pushcamp.domain.launches import (
     local_minutes,
     should_pause,
 )
+from pushcamp.domain.subscribers import endpoint_problem
 from pushcamp.store import Database
 from pushcamp.store import launches as q
 from pushcamp.store import subscribers as subs_q
@@ -81,6 +82,8 @@ class EngineOptions:
     max_attempts: int = 4
     max_retry_after: float = 60.0
     vapid_subject: str = "mailto:push@pushcamp.dev"
+    # Extra push-service hosts (PUSHCAMP_PUSH_ALLOWED_HOSTS), checked again at send time.
+    allowed_hosts: frozenset[str] = frozenset()
     events_url: Callable[[], str] = lambda: "http://127.0.0.1:8000/v1/events"
 
 
@@ -102,6 +105,7 @@ class DeliveryEngine:
         self._stopping = False
         self._sender: WebPushSender | None = None
         self._vapids: dict[str, tuple[str, Vapid]] = {}
+        self._origins: dict[str, bool] = {}
         self._launches: dict[int, _LaunchState] = {}
         self.idle = asyncio.Event()
 
@@ -155,6 +159,18 @@ class DeliveryEngine:
                 return fn(conn, *args, **kwargs)
 
         return await asyncio.to_thread(run)
+
+    def _may_post(self, origin: str) -> bool:
+        """Endpoints were checked at subscribe time; check their origin again before
+        posting, in case the operator has since removed a host from the allowed list
+        (no SSRF through stored rows). Decided once per origin."""
+        allowed = self._origins.get(origin)
+        if allowed is None:
+            problem = endpoint_problem(origin + "/", self.options.allowed_hosts)
+            if problem is not None:
+                log.warning("not posting to %s: %s", origin, problem)
+            allowed = self._origins[origin] = problem is None
+        return allowed
 
     def _vapid(self, partner_id: str, private_key: str) -> Vapid:
         cached = self._vapids.get(partner_id)
@@ -291,6 +307,9 @@ class DeliveryEngine:
                 try:
                     subscription = Subscription(r.endpoint, r.p256dh, r.auth)
                 except InvalidSubscription:
+                    recorder.drop(r, DropReason.INTERNAL_ERRORS, None)
+                    continue
+                if not self._may_post(subscription.origin):
                     recorder.drop(r, DropReason.INTERNAL_ERRORS, None)
                     continue
                 token = event_tokens.sign(

@@ -356,3 +356,32 @@ def test_launches_watch_follows_a_launch_to_its_end(
     assert "launch" in watched.stderr  # the progress bar
     missing = run_cli("launches", "watch", "999999999", database_url=database_url, check=False)
     assert missing.returncode == 3 and "no launch" in missing.stderr
+
+
+def test_stored_endpoint_on_a_host_no_longer_allowed_is_not_posted_to(
+    client: httpx.Client, tenant, db: Database, sim: PushServiceSimulator
+) -> None:
+    """Endpoints are checked at subscribe time and again before each post: a row whose
+    host left PUSHCAMP_PUSH_ALLOWED_HOSTS (here 127.0.0.2, never listed) gets no request."""
+    from datetime import UTC, datetime
+
+    from pushcamp.domain.subscribers import NewSubscription
+    from pushcamp.store import subscribers as subs_q
+
+    [good] = add_subscribers(db, tenant.partner_id, sim, 1)
+    keys = good.to_json()["keys"]
+    stray = NewSubscription(
+        endpoint=f"http://127.0.0.2:{sim.url.rsplit(':', 1)[1]}/push/stray",
+        p256dh=keys["p256dh"],
+        auth=keys["auth"],
+    )
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        subs_q.upsert_subscriptions(conn, tenant.partner_id, [stray], now, engaged_at=now)
+    campaign_id = create_campaign(client, tenant)
+    client.post(
+        f"/v1/single/{campaign_id}", json=launch_body(tenant.partner_id), headers=tenant.auth
+    )
+    [launch] = wait_for_launches(client, tenant, campaign_id)
+    assert deliveries(db, launch["launch_id"]) == {"sent:": 1, "dropped:internalErrors": 1}
+    assert len(sim.messages(good)) == 1
