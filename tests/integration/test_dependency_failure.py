@@ -70,8 +70,11 @@ def test_cut_database_mid_run_gives_424_then_recovers(
             i = 0
             while not stop.is_set():
                 title = f"load {i}"
-                r = c.post("/v1/single", json=tenant.body(title=title, language="en_US"),
-                           headers=tenant.auth)
+                r = c.post(
+                    "/v1/single",
+                    json=tenant.body(title=title, language="en_US"),
+                    headers=tenant.auth,
+                )
                 outcomes[title] = r.status_code
                 if r.status_code == 424:
                     assert r.json() == FAILED
@@ -85,14 +88,18 @@ def test_cut_database_mid_run_gives_424_then_recovers(
     with httpx.Client(base_url=server.url, timeout=30) as c:
         time.sleep(1.5)
         assert c.get("/readyz").status_code == 503
-        r = c.post("/v1/single", json=tenant.body(title="while down", language="en_US"),
-                   headers=tenant.auth)
+        r = c.post(
+            "/v1/single",
+            json=tenant.body(title="while down", language="en_US"),
+            headers=tenant.auth,
+        )
         assert r.status_code == 424 and r.json() == FAILED
         proxy.restore()
         r = wait_for_status(
             c,
-            lambda: c.post("/v1/single", json=tenant.body(title="after", language="en_US"),
-                           headers=tenant.auth),
+            lambda: c.post(
+                "/v1/single", json=tenant.body(title="after", language="en_US"), headers=tenant.auth
+            ),
             201,
             within=15,
         )
@@ -125,11 +132,48 @@ def test_stalled_database_gives_424_instead_of_hanging(
         assert c.post("/v1/single", json=body, headers=tenant.auth).status_code == 201
         proxy.stall()
         started = time.monotonic()
-        r = c.post("/v1/single", json=tenant.body(title="stalled", language="en_US"),
-                   headers=tenant.auth)
+        r = c.post(
+            "/v1/single", json=tenant.body(title="stalled", language="en_US"), headers=tenant.auth
+        )
         assert r.status_code == 424 and r.json() == FAILED
         assert time.monotonic() - started < 10
         proxy.restore()
+
+
+@pytest.mark.postgres_only
+def test_public_endpoints_give_424_when_the_database_is_cut(
+    proxied_server: tuple[ServerProcess, TcpProxy], tenant: Tenant
+) -> None:
+    """The browser-facing endpoints (no token) fail the same documented way."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from pushcamp.webpush import b64url_encode
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    subscription = {
+        "partner_id": tenant.partner_id,
+        "endpoint": "https://fcm.googleapis.com/fcm/send/cut-test",
+        "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(b"0123456789abcdef")},
+    }
+    visit = {"type": "visit", "partner_id": tenant.partner_id, "endpoint": subscription["endpoint"]}
+    server, proxy = proxied_server
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.post("/v1/subscriptions", json=subscription).status_code in (200, 201)
+        proxy.cut()
+        time.sleep(0.5)
+        for path, body in (("/v1/subscriptions", subscription), ("/v1/events", visit)):
+            r = c.post(path, json=body)
+            assert r.status_code == 424 and r.json() == FAILED, (path, r.text)
+        proxy.restore()
+        r = wait_for_status(
+            c, lambda: c.post("/v1/subscriptions", json=subscription), 200, within=15
+        )
+        assert r.status_code == 200
 
 
 def test_locked_sqlite_gives_424_then_recovers(
@@ -139,19 +183,27 @@ def test_locked_sqlite_gives_424_then_recovers(
         pytest.skip("SQLite's failure mode: another process holds the write lock")
     path = make_url(database_url).database
     assert path
-    with ServerProcess(database_url, tmp_path / "server.log", env=FAST_TIMEOUTS) as server, \
-            httpx.Client(base_url=server.url, timeout=30) as c:
+    with (
+        ServerProcess(database_url, tmp_path / "server.log", env=FAST_TIMEOUTS) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
-            r = c.post("/v1/single", json=tenant.body(title="locked out", language="en_US"),
-                       headers=tenant.auth)
+            r = c.post(
+                "/v1/single",
+                json=tenant.body(title="locked out", language="en_US"),
+                headers=tenant.auth,
+            )
             assert r.status_code == 424 and r.json() == FAILED
             assert "pushcamp_dependency_failures_total 1.0" in c.get("/metrics").text
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        r = c.post("/v1/single", json=tenant.body(title="locked out", language="en_US"),
-                   headers=tenant.auth)
+        r = c.post(
+            "/v1/single",
+            json=tenant.body(title="locked out", language="en_US"),
+            headers=tenant.auth,
+        )
         assert r.status_code == 201
     assert "locked out" in titles_in_db(db, tenant.partner_id)
