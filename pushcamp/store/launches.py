@@ -486,11 +486,11 @@ def save_idempotency(
     now: datetime,
     expired_before: datetime,
 ) -> None:
-    """Store the key (replacing an expired one of the same name)."""
+    """Store the key, first removing the partner's expired keys (this one included, if
+    it is being reused after its window), so they never pile up."""
     conn.execute(
         IdempotencyKey.__table__.delete().where(  # type: ignore[attr-defined]
             IdempotencyKey.partner_id == partner_id,
-            IdempotencyKey.key == key,
             IdempotencyKey.created_at < expired_before,
         )
     )
