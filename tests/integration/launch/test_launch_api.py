@@ -179,3 +179,32 @@ def test_v1_and_v2_launches_have_their_own_budgets(client: httpx.Client, make_te
     v2 = client.post(f"/v2/single/{campaign_id}", json=body, headers=tenant.auth)
     assert v2.status_code == 200
     assert v2.headers["X-RateLimit-Limit"] == "6000"
+
+
+def test_idempotency_key_expires_after_its_window(
+    client: httpx.Client, tenant, db: Database
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pushcamp.store.models import IdempotencyKey
+
+    campaign_id = create_campaign(client, tenant, is_all=False)
+    body = launch_body(tenant.partner_id, target={"attribute": "d_wp_device", "values": ["mobile"]})
+    headers = {**tenant.auth, "Idempotency-Key": "old-key"}
+    assert client.post(f"/v1/single/{campaign_id}", json=body, headers=headers).status_code == 200
+    with db.write() as conn:  # age the key past the 48 h window
+        conn.execute(
+            IdempotencyKey.__table__.update()  # type: ignore[attr-defined]
+            .where(IdempotencyKey.partner_id == tenant.partner_id)
+            .values(created_at=datetime.now(UTC) - timedelta(hours=49))
+        )
+    changed = {**body, "title": "A new one"}
+    assert (
+        client.post(f"/v1/single/{campaign_id}", json=changed, headers=headers).status_code == 200
+    )
+    assert launch_count(db, campaign_id) == 2
+    with db.read() as conn:
+        ages = conn.execute(
+            select(IdempotencyKey.created_at).where(IdempotencyKey.partner_id == tenant.partner_id)
+        ).all()
+    assert len(ages) == 1  # the expired row is gone, the new one kept
