@@ -54,6 +54,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(sim: SimulatorProcess, total: int, timeout: float) -> float:
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -104,12 +110,14 @@ def launch_run(
             "link": "https://shop.pushcamp.dev/sale",
             "ttl": 3600,
         }
+        cpu_before = cpu_seconds(server.proc.pid)
         started = time.perf_counter()
         answered = client.post(f"/v2/single/{campaign_id}", json=body)
         answer_ms = (time.perf_counter() - started) * 1000
         answered.raise_for_status()
         last = wait_for(sim, size, timeout=600)
         seconds = last - started
+        cpu = cpu_seconds(server.proc.pid) - cpu_before
         # The status endpoint says when every record is written, too.
         while client.get(f"/v1/single/{campaign_id}").json()["launches"][0]["status"] != "Sent":
             time.sleep(0.05)
@@ -120,6 +128,8 @@ def launch_run(
             "rate": size / seconds,
             "rss_start": base_rss,
             "rss_peak": peak_rss_mb(server.proc.pid),
+            "cpu_share": cpu / seconds,
+            "cpu_us": cpu / size * 1e6,
         }
     finally:
         server.stop()
@@ -154,12 +164,13 @@ def main() -> None:
             rows.append(launch_run(size, database_url, workdir, sim))
         reference = asyncio.run(reference_run(sim, min(sizes)))
     print(f"\nbackend: {database_url.split(':')[0]}; cores: {os.cpu_count()}")
-    header = ("audience", "200 in", "to last push", "pushes/s", "RSS start", "RSS peak")
-    print("{:>10} {:>8} {:>13} {:>9} {:>10} {:>9}".format(*header))
+    header = ("audience", "200 in", "to last push", "pushes/s", "RSS start", "RSS peak", "CPU")
+    print("{:>10} {:>8} {:>13} {:>9} {:>10} {:>9} {:>16}".format(*header))
     for r in rows:
         print(
             f"{r['size']:>10,} {r['answer_ms']:>6.0f}ms {r['seconds']:>12.2f}s {r['rate']:>9,.0f}"
             f" {r['rss_start']:>8.0f}MB {r['rss_peak']:>7.0f}MB"
+            f" {r['cpu_share']:>5.0%} {r['cpu_us']:>4.0f}µs/push"
         )
     if len(rows) > 1:
         growth = (rows[-1]["rss_peak"] / rows[0]["rss_peak"] - 1) * 100
