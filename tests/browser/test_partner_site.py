@@ -185,3 +185,19 @@ def test_undeclared_site_is_refused_without_an_error_on_the_page(
         user_gesture=True,
     )
     assert failure == "PushcampError network"
+
+
+def test_a_failed_start_is_tried_again_by_the_next_call(
+    browser: Browser, page: Page, shop: PartnerSite, db: Database
+) -> None:
+    """The site is declared only after the page loaded (as when pushcamp was unreachable
+    for a moment): the next call starts the SDK again instead of failing until a reload."""
+    partner_id, _key = new_partner(db, [])
+    assert open_shop(page, shop, partner_id) == "error:network"
+    sites.set_site_origins(db, partner_id, [shop.origin])
+    time.sleep(2.5)  # the server trusts its cached site settings for 2 s
+    outcome = page.evaluate(
+        "pushcamp.status().then(s => 'supported:' + s.supported, e => 'error:' + e.code)"
+    )
+    assert outcome == "supported:true"
+    assert page.evaluate("pushcamp.ready.then(() => 'ready', e => 'error:' + e.code)") == "ready"

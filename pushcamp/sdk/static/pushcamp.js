@@ -249,8 +249,25 @@
     }, "the visit").catch(noop);
   }
 
-  var ready = start();
-  ready.catch(noop); // failures are reported by the calls that need the SDK, not on load
+  // Failures are reported by the calls that need the SDK, not on load. A start-up that
+  // failed (pushcamp unreachable for a moment, the site not yet declared) is tried again
+  // by the next call instead of failing every call until the page is reloaded.
+  var ready = begin();
+
+  function begin() {
+    var attempt = start();
+    attempt.failed = false;
+    attempt.catch(function () { attempt.failed = true; });
+    return attempt;
+  }
+
+  function whenReady() {
+    if (ready.failed) {
+      ready = begin();
+      if (window.pushcamp) window.pushcamp.ready = ready;
+    }
+    return ready;
+  }
 
   // -- the public API --------------------------------------------------------------------
 
@@ -284,14 +301,14 @@
   function subscribe(args) {
     args = args || {};
     // Unsupported or misconfigured: ready has rejected with the reason; pass it on.
-    if (!isSupported()) return ready.then(function () { throw unsupported(); });
+    if (!isSupported()) return whenReady().then(function () { throw unsupported(); });
     // Ask before anything asynchronous: browsers only show the prompt while the click
     // that called us still counts as a user gesture.
     var permission = Notification.permission === "granted"
       ? Promise.resolve("granted")
       : askPermission();
     var oldEndpoint = null;
-    return Promise.all([permission, ready])
+    return Promise.all([permission, whenReady()])
       .then(function (results) {
         if (results[0] === "denied") {
           throw PushcampError("permission-denied", "notifications are blocked for this site " +
@@ -372,7 +389,7 @@
   }
 
   function unsubscribe() {
-    return ready
+    return whenReady()
       .then(function () {
         return state.registration.pushManager.getSubscription();
       })
@@ -394,7 +411,7 @@
     ready: ready,
     subscribe: subscribe,
     unsubscribe: unsubscribe,
-    status: function () { return ready.then(status, status); },
+    status: function () { return whenReady().then(status, status); },
     isSupported: isSupported,
   };
 })(window);
