@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+from pushcamp.metrics import REGISTRY
 
 REQUESTS = Counter(
     "pushcamp_http_requests_total",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from pushcamp.api.metrics import REGISTRY
+from pushcamp.metrics import REGISTRY
 
 PUSHES = Counter(
     "pushcamp_pushes_total",

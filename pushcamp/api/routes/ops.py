@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pushcamp.api.context import call_service, context
-from pushcamp.api.metrics import REGISTRY
 from pushcamp.errors import DependencyUnavailable
+from pushcamp.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
 
