@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -43,15 +44,17 @@ def backend() -> str:
     return BACKEND
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def fresh_database(directory: Path, prefix: str = "pushcamp_test") -> Iterator[str]:
+    """A new, empty database of the backend under test, dropped afterwards: a SQLite file
+    in ``directory``, or a database of its own next to PUSHCAMP_TEST_DATABASE_URL."""
     if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'pushcamp.db'}"
+        yield f"sqlite:///{directory / f'{prefix}.db'}"
         return
     import psycopg
 
     admin = make_url(PG_URL).set(drivername="postgresql")
-    name = f"pushcamp_test_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     dsn = admin.render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -60,6 +63,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database(tmp_path_factory.mktemp("db"), "pushcamp") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -84,8 +93,10 @@ def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(database_url: str, db: Database, server_log: Path) -> Iterator[ServerProcess]:
     """One real ``pushcamp serve`` process for the whole session."""
     # Local push-service simulators are valid endpoints; every test shares one address.
-    env = {"PUSHCAMP_PUSH_ALLOWED_HOSTS": "127.0.0.1,localhost",
-           "PUSHCAMP_PUBLIC_PER_IP_LIMIT": "100000"}
+    env = {
+        "PUSHCAMP_PUSH_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PUSHCAMP_PUBLIC_PER_IP_LIMIT": "100000",
+    }
     with ServerProcess(database_url, server_log, env=env) as proc:
         yield proc
 
@@ -125,13 +136,18 @@ def make_tenant(db: Database):  # type: ignore[no-untyped-def]
     return make
 
 
-def run_cli(*args: str, database_url: str, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, database_url: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``pushcamp`` command line against ``database_url``."""
     env = {**os.environ, "PUSHCAMP_DATABASE_URL": database_url}
     result = subprocess.run(
         [sys.executable, "-m", "pushcamp", *args],
-        capture_output=True, text=True, env=env, input=stdin, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=60,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"pushcamp {' '.join(args)} failed: {result.stderr}")

@@ -27,23 +27,17 @@ def newman() -> str | None:
     return str(local) if local.exists() else shutil.which("newman")
 
 
-@pytest.fixture(scope="module")
-def collection_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
-    exe = newman()
-    if exe is None or not COLLECTION.exists():
-        if os.environ.get("CI"):
-            pytest.fail("newman or the published collection is missing in CI")
-        pytest.skip("newman (npm) or ../shared/reference is not available")
-    partners.create_partner(db, COLLECTION_PARTNER, "collection")
-    token = tokens.create_token(db, COLLECTION_PARTNER)
-    report = tmp_path_factory.mktemp("newman") / "report.json"
+def run_newman(exe: str, collection: Path, base_url: str, token: str, workdir: Path) -> dict:
+    """Run ``collection`` with newman against ``base_url``; each request's name mapped to
+    its (status, body)."""
+    report = workdir / "report.json"
     result = subprocess.run(
         [
             exe,
             "run",
-            str(COLLECTION),
+            str(collection),
             "--env-var",
-            f"baseUrl={server.url}",
+            f"baseUrl={base_url}",
             "--env-var",
             f"apiKey={token}",
             "--reporters",
@@ -63,6 +57,18 @@ def collection_run(server: ServerProcess, db: Database, tmp_path_factory) -> dic
         e["item"]["name"]: (e["response"]["code"], bytes(e["response"]["stream"]["data"]))
         for e in executions
     }
+
+
+@pytest.fixture(scope="module")
+def collection_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
+    exe = newman()
+    if exe is None or not COLLECTION.exists():
+        if os.environ.get("CI"):
+            pytest.fail("newman or the published collection is missing in CI")
+        pytest.skip("newman (npm) or ../shared/reference is not available")
+    partners.create_partner(db, COLLECTION_PARTNER, "collection")
+    token = tokens.create_token(db, COLLECTION_PARTNER)
+    return run_newman(exe, COLLECTION, server.url, token, tmp_path_factory.mktemp("newman"))
 
 
 def test_create_request_gets_201(collection_run: dict) -> None:
@@ -136,32 +142,7 @@ def real_id_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
     substitute(collection["item"])
     copy = tmp_path_factory.mktemp("collection") / "with-ids.json"
     copy.write_text(json.dumps(collection))
-    report = copy.with_name("report.json")
-    subprocess.run(
-        [
-            exe,
-            "run",
-            str(copy),
-            "--env-var",
-            f"baseUrl={server.url}",
-            "--env-var",
-            f"apiKey={token}",
-            "--reporters",
-            "json",
-            "--reporter-json-export",
-            str(report),
-            "--timeout-request",
-            "10000",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    executions = json.loads(report.read_text())["run"]["executions"]
-    return {
-        e["item"]["name"]: (e["response"]["code"], bytes(e["response"]["stream"]["data"]))
-        for e in executions
-    } | {"ids": ids}
+    return run_newman(exe, copy, server.url, token, copy.parent) | {"ids": ids}
 
 
 @pytest.mark.parametrize("name", ["Launch single web pushes v1", "Launch single web pushes v2"])

@@ -5,7 +5,6 @@ each carrying the launch's Topic, so a real push service would collapse them."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from pushcamp.domain.launches import topic_for
 from pushcamp.services import partners, tokens
@@ -23,7 +21,7 @@ from pushcamp.store import Database
 from pushcamp.store.models import Delivery
 from pushcamp.testing.process import ServerProcess
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
-from tests.conftest import BACKEND, PG_URL
+from tests.conftest import fresh_database
 from tests.integration.launch.conftest import add_subscribers, launch_body
 
 AUDIENCE = 10_000
@@ -36,21 +34,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def own_database(tmp_path: Path) -> Iterator[str]:
     """A database of this test's own: no other server's engine may touch its launch."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'crash.db'}"
-        return
-    import psycopg
-
-    admin = make_url(PG_URL).set(drivername="postgresql")
-    name = f"pushcamp_crash_{secrets.token_hex(4)}"
-    dsn = admin.render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(tmp_path, "pushcamp_crash") as url:
+        yield url
 
 
 def test_kill_9_mid_launch_resumes_without_skipping_anyone(
