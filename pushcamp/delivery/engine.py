@@ -46,9 +46,12 @@ from pushcamp.domain.launches import (
 )
 from pushcamp.domain.subscribers import endpoint_problem
 from pushcamp.store import Database
+from pushcamp.store import campaigns as campaigns_q
 from pushcamp.store import launches as q
+from pushcamp.store import partners as partners_q
 from pushcamp.store import subscribers as subs_q
 from pushcamp.store.models import utcnow
+from pushcamp.store.partners import SenderContext
 from pushcamp.webpush import (
     Gone,
     InvalidSubscription,
@@ -227,24 +230,28 @@ class DeliveryEngine:
             await self._tx(q.release_batch, batch.id, self.worker_id)
 
     async def _finish(self, batch: q.BatchRow) -> None:
-        def finish(conn: Connection) -> None:
-            if q.finish_batch(conn, batch, self.worker_id):
-                now = utcnow()
-                if q.set_status(
-                    conn,
-                    batch.launch_id,
-                    LaunchStatus.SENT,
-                    only_from=RUNNABLE,
-                    now=now,
-                    finished=True,
-                    started=True,
-                ):
-                    launch = q.get_launch(conn, batch.launch_id)
-                    if launch is not None:
-                        q.set_campaign_status(conn, launch.campaign_id, CampaignStatus.SENT, now)
-                self._launches.pop(batch.launch_id, None)
+        """Mark the batch done; the launch's last batch ends the launch (and its campaign)."""
 
-        await self._tx(finish)
+        def finish(conn: Connection) -> bool:
+            if not q.finish_batch(conn, batch, self.worker_id):
+                return False
+            now = utcnow()
+            ended = q.set_status(
+                conn,
+                batch.launch_id,
+                LaunchStatus.SENT,
+                only_from=RUNNABLE,
+                now=now,
+                finished=True,
+                started=True,
+            )
+            launch = q.get_launch(conn, batch.launch_id) if ended else None
+            if launch is not None:
+                campaigns_q.set_status(conn, launch.campaign_id, CampaignStatus.SENT, now)
+            return True
+
+        if await self._tx(finish):
+            self._launches.pop(batch.launch_id, None)
 
     async def _send_batch(self, batch: q.BatchRow) -> bool:
         """Send one batch; True when all of it is recorded, False when its launch was
@@ -252,7 +259,7 @@ class DeliveryEngine:
         launch = await self._read(q.get_launch, batch.launch_id)
         if launch is None or launch.status not in RUNNABLE:
             return False
-        ctx = await self._read(q.sender_context, launch.partner_id)
+        ctx = await self._read(partners_q.get_sender_context, launch.partner_id)
         if ctx is None:
             await self._tx(
                 q.set_status, launch.id, LaunchStatus.FAILED, now=utcnow(), finished=True
@@ -374,7 +381,7 @@ class DeliveryEngine:
         return True
 
     async def _drop_by_rules(
-        self, page: Sequence[q.Recipient], ctx: q.SenderContext, recorder: _Recorder, now: datetime
+        self, page: Sequence[q.Recipient], ctx: SenderContext, recorder: _Recorder, now: datetime
     ) -> list[q.Recipient]:
         """Apply the partner's silent hours and frequency cap; record who is dropped."""
         keep: list[q.Recipient] = []

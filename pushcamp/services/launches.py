@@ -21,6 +21,7 @@ from pushcamp.domain.launches import (
 )
 from pushcamp.errors import CampaignNotFound, InvalidRequest, NotFound
 from pushcamp.store import Database
+from pushcamp.store import campaigns as campaigns_q
 from pushcamp.store import launches as q
 from pushcamp.store import partners as partners_q
 from pushcamp.store.models import utcnow
@@ -55,32 +56,26 @@ def launch_campaign(
     key = check_idempotency_key(idempotency_key)
     now = utcnow()
     digest = fingerprint(data)
-    if key is not None:
-        with db.read() as conn:
-            found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
-        if found is not None:
-            return _replay(found, digest)
-    with db.read() as conn:
-        campaign = q.campaign_for_launch(conn, partner_id, campaign_id)
-        site = partners_q.get_site_settings(conn, partner_id)
-    if campaign is None or campaign[3] is not None:
-        raise CampaignNotFound()
-    is_all = campaign[0]
-    request = parse_launch(data, is_all=is_all)
-    check_payload(request, site.default_icon if site else None, events_url)
     response = {"success": True, "campaign_id": campaign_id}
     try:
         with db.write() as conn:
-            current = q.campaign_for_launch(conn, partner_id, campaign_id)
-            if current is None or current[3] is not None:
+            if key is not None:
+                found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
+                if found is not None:
+                    return _replay(found, digest)
+            # Locked until commit: a concurrent delete waits, then stops this launch.
+            campaign = campaigns_q.get_campaign(conn, partner_id, campaign_id, for_update=True)
+            if campaign is None or campaign.deleted_at is not None:
                 raise CampaignNotFound()
-            if is_all and q.launches_of_campaign(conn, partner_id, campaign_id):
-                raise _already_launched()
+            request = parse_launch(data, is_all=campaign.is_all)
+            site = partners_q.get_site_settings(conn, partner_id)
+            check_payload(request, site.default_icon if site else None, events_url)
+            # An is_all campaign's second launch breaks uq_launches_once (IntegrityError).
             launch_id = q.insert_launch(
                 conn,
                 partner_id=partner_id,
                 campaign_id=campaign_id,
-                once=is_all,
+                once=campaign.is_all,
                 status=LaunchStatus.QUEUED,
                 request=request_to_dict(request),
                 now=now,
@@ -91,9 +86,8 @@ def launch_campaign(
                 q.set_status(
                     conn, launch_id, LaunchStatus.SENT, now=now, finished=True, started=True
                 )
-                q.set_campaign_status(conn, campaign_id, CampaignStatus.SENT, now)
-            else:
-                q.set_campaign_status(conn, campaign_id, CampaignStatus.SENDING, now)
+            status = CampaignStatus.SENT if batches == 0 else CampaignStatus.SENDING
+            campaigns_q.set_status(conn, campaign_id, status, now)
             if key is not None:
                 q.save_idempotency(
                     conn, partner_id, key, digest, response, now, now - IDEMPOTENCY_WINDOW

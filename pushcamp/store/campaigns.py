@@ -122,20 +122,35 @@ def insert_campaigns(conn: Connection, rows: Sequence[NewCampaignRow]) -> list[i
     ]
 
 
-def get_campaign(conn: Connection, partner_id: str, campaign_id: int) -> CampaignRow | None:
-    row = conn.execute(
-        select(
-            Campaign.id,
-            Campaign.partner_id,
-            Campaign.title,
-            Campaign.language,
-            Campaign.is_all,
-            Campaign.status,
-            Campaign.created_at,
-            Campaign.deleted_at,
-        ).where(Campaign.partner_id == partner_id, Campaign.id == campaign_id)
-    ).one_or_none()
+def get_campaign(
+    conn: Connection, partner_id: str, campaign_id: int, *, for_update: bool = False
+) -> CampaignRow | None:
+    """The partner's campaign. ``for_update`` locks its row until the transaction ends
+    (PostgreSQL; SQLite's write transactions are serial anyway), so that a launch and a
+    delete of the same campaign cannot interleave."""
+    stmt = select(
+        Campaign.id,
+        Campaign.partner_id,
+        Campaign.title,
+        Campaign.language,
+        Campaign.is_all,
+        Campaign.status,
+        Campaign.created_at,
+        Campaign.deleted_at,
+    ).where(Campaign.partner_id == partner_id, Campaign.id == campaign_id)
+    if for_update and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).one_or_none()
     return CampaignRow(*row) if row else None
+
+
+def set_status(conn: Connection, campaign_id: int, status: str, now: datetime) -> None:
+    """A live campaign's new status (a deleted one keeps ``Deleted``)."""
+    conn.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.deleted_at.is_(None))
+        .values(status=status, updated_at=now)
+    )
 
 
 def mark_deleted(conn: Connection, partner_id: str, campaign_id: int, status: str) -> bool:

@@ -19,15 +19,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from pushcamp.store.models import (
-    Campaign,
     Delivery,
     Event,
     IdempotencyKey,
     Launch,
     LaunchBatch,
-    Partner,
     Subscriber,
-    VapidKey,
 )
 
 BATCH_PENDING = "pending"
@@ -402,63 +399,6 @@ def delivery_counts(conn: Connection, launch_ids: Sequence[int]) -> dict[int, di
     ).all():
         counts[int(launch_id)][f"event:{kind}"] = int(n)
     return counts
-
-
-# --- what the sender needs to know about the partner -------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SenderContext:
-    partner_id: str
-    vapid_private_key: str
-    signing_key: bytes
-    default_icon: str | None
-    engagement_days: int
-    frequency_cap: int | None
-    silent_start: int | None
-    silent_end: int | None
-
-
-def sender_context(conn: Connection, partner_id: str) -> SenderContext | None:
-    row = conn.execute(
-        select(
-            Partner.id,
-            VapidKey.private_key,
-            Partner.signing_key,
-            Partner.default_icon,
-            Partner.engagement_days,
-            Partner.frequency_cap,
-            Partner.silent_start,
-            Partner.silent_end,
-        )
-        .join(VapidKey, VapidKey.partner_id == Partner.id)
-        .where(Partner.id == partner_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    return SenderContext(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6], row[7])
-
-
-def campaign_for_launch(
-    conn: Connection, partner_id: str, campaign_id: int
-) -> tuple[bool, str, str, datetime | None] | None:
-    """(is_all, language, status, deleted_at) of the partner's campaign, locked for the
-    launch transaction on PostgreSQL."""
-    stmt = select(Campaign.is_all, Campaign.language, Campaign.status, Campaign.deleted_at).where(
-        Campaign.partner_id == partner_id, Campaign.id == campaign_id
-    )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).one_or_none()
-    return None if row is None else (bool(row[0]), row[1], row[2], row[3])
-
-
-def set_campaign_status(conn: Connection, campaign_id: int, status: str, now: datetime) -> None:
-    conn.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.deleted_at.is_(None))
-        .values(status=status, updated_at=now)
-    )
 
 
 # --- idempotency ------------------------------------------------------------------------

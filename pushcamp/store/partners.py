@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -64,19 +66,26 @@ class SiteSettings:
     default_icon: str | None
 
 
-def get_site_settings(conn: Connection, partner_id: str) -> SiteSettings | None:
-    row = conn.execute(
-        select(
-            Partner.id,
-            Partner.site_origins,
-            Partner.signing_key,
-            VapidKey.public_key,
-            Partner.engagement_days,
-            Partner.default_icon,
-        )
+def _with_vapid_key(conn: Connection, partner_id: str, *columns: Any) -> Sequence[Any] | None:
+    """``columns`` of the partner joined with its VAPID key pair, or None."""
+    return conn.execute(
+        select(*columns)
         .join(VapidKey, VapidKey.partner_id == Partner.id)
         .where(Partner.id == partner_id)
     ).one_or_none()
+
+
+def get_site_settings(conn: Connection, partner_id: str) -> SiteSettings | None:
+    row = _with_vapid_key(
+        conn,
+        partner_id,
+        Partner.id,
+        Partner.site_origins,
+        Partner.signing_key,
+        VapidKey.public_key,
+        Partner.engagement_days,
+        Partner.default_icon,
+    )
     if row is None:
         return None
     return SiteSettings(
@@ -86,6 +95,48 @@ def get_site_settings(conn: Connection, partner_id: str) -> SiteSettings | None:
         vapid_public_key=row[3],
         engagement_days=row[4],
         default_icon=row[5],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SenderContext:
+    """What the delivery engine needs to know about a partner. The private key is read
+    here and nowhere else."""
+
+    partner_id: str
+    vapid_private_key: str
+    signing_key: bytes
+    default_icon: str | None
+    engagement_days: int
+    frequency_cap: int | None
+    silent_start: int | None
+    silent_end: int | None
+
+
+def get_sender_context(conn: Connection, partner_id: str) -> SenderContext | None:
+    row = _with_vapid_key(
+        conn,
+        partner_id,
+        Partner.id,
+        VapidKey.private_key,
+        Partner.signing_key,
+        Partner.default_icon,
+        Partner.engagement_days,
+        Partner.frequency_cap,
+        Partner.silent_start,
+        Partner.silent_end,
+    )
+    if row is None:
+        return None
+    return SenderContext(
+        partner_id=row[0],
+        vapid_private_key=row[1],
+        signing_key=bytes(row[2]),
+        default_icon=row[3],
+        engagement_days=row[4],
+        frequency_cap=row[5],
+        silent_start=row[6],
+        silent_end=row[7],
     )
 
 
