@@ -13,7 +13,7 @@ from pushcamp.services import partners
 from pushcamp.store import Database
 from pushcamp.store.partners import get_site_settings
 from pushcamp.testing.process import ServerProcess
-from tests.browser.cdp import Browser, find_chromium
+from tests.browser.cdp import Browser, Page, find_chromium
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,16 @@ class Site:
 
     def demo(self, query: str = "") -> str:
         return f"{self.origin}{self.scope}{query}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh tab, closed after the test."""
+    p = browser.new_page()
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 @pytest.fixture(scope="module")

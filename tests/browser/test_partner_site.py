@@ -87,15 +87,6 @@ def shop(server: ServerProcess) -> Iterator[PartnerSite]:
         s.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    p = browser.new_page()
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 def new_partner(db: Database, origins: list[str]) -> tuple[str, bytes]:
     partner_id = f"s{secrets.token_hex(6)}"
     partners.create_partner(db, partner_id, "shop")

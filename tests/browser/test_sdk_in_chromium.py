@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import select
 
 from pushcamp.domain import event_tokens
@@ -29,15 +27,6 @@ from tests.browser.cdp import Browser, Page
 from tests.browser.conftest import Site
 
 OUTCOME = "document.getElementById('log').dataset.outcome"
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    p = browser.new_page()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def open_demo(page: Page, site: Site, query: str = "") -> None:

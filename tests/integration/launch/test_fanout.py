@@ -9,7 +9,7 @@ import threading
 import time
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from pushcamp.domain.event_tokens import verify
 from pushcamp.domain.launches import topic_for
@@ -33,6 +33,17 @@ def deliveries(db: Database, launch_id: int) -> dict[str, int]:
             .group_by(Delivery.state, Delivery.reason)
         ).all()
     return {f"{state}:{reason or ''}": n for state, reason, n in rows}
+
+
+def update_subscribers(db: Database, partner_id: str, **values: object) -> None:
+    """Set columns on all of the partner's subscribers (what a test's audience needs)."""
+    with db.write() as conn:
+        conn.execute(update(Subscriber).where(Subscriber.partner_id == partner_id).values(**values))
+
+
+def update_partner(db: Database, partner_id: str, **values: object) -> None:
+    with db.write() as conn:
+        conn.execute(update(Partner).where(Partner.id == partner_id).values(**values))
 
 
 def test_every_subscriber_gets_exactly_one_encrypted_push(
@@ -149,12 +160,7 @@ def test_language_and_engagement_filters(
     )
     [launch] = wait_for_launches(client, tenant, campaign_id)
     assert launch["targeted"] == 0  # nobody has that browser
-    with db.write() as conn:
-        conn.execute(
-            Subscriber.__table__.update()  # type: ignore[attr-defined]
-            .where(Subscriber.partner_id == tenant.partner_id)
-            .values(browser="Chrome")
-        )
+    update_subscribers(db, tenant.partner_id, browser="Chrome")
     body["target"] = {"attribute": "d_wp_browser", "values": ["Chrome"]}
     assert (
         client.post(f"/v1/single/{campaign_id}", json=body, headers=tenant.auth).status_code == 200
@@ -186,12 +192,7 @@ def test_push_service_answers_gone_too_large_and_errors(
     body = launch_body(
         tenant.partner_id, target={"attribute": "d_wp_device", "values": ["desktop"]}
     )
-    with db.write() as conn:
-        conn.execute(
-            Subscriber.__table__.update()  # type: ignore[attr-defined]
-            .where(Subscriber.partner_id == tenant.partner_id)
-            .values(device="desktop")
-        )
+    update_subscribers(db, tenant.partner_id, device="desktop")
     assert (
         client.post(f"/v1/single/{campaign_id}", json=body, headers=tenant.auth).status_code == 200
     )
@@ -284,17 +285,8 @@ def test_frequency_cap_and_silent_hours_drop_with_their_reason(
     body = launch_body(
         tenant.partner_id, target={"attribute": "d_wp_browser", "values": ["Firefox"]}
     )
-    with db.write() as conn:
-        conn.execute(
-            Subscriber.__table__.update()  # type: ignore[attr-defined]
-            .where(Subscriber.partner_id == tenant.partner_id)
-            .values(browser="Firefox")
-        )
-        conn.execute(
-            Partner.__table__.update()  # type: ignore[attr-defined]
-            .where(Partner.id == tenant.partner_id)
-            .values(frequency_cap=1)
-        )
+    update_subscribers(db, tenant.partner_id, browser="Firefox")
+    update_partner(db, tenant.partner_id, frequency_cap=1)
     client.post(f"/v1/single/{campaign_id}", json=body, headers=tenant.auth)
     first = wait_for_launches(client, tenant, campaign_id)[0]
     assert first["sent"] == 3
@@ -303,12 +295,9 @@ def test_frequency_cap_and_silent_hours_drop_with_their_reason(
     assert (second["sent"], second["dropped"]) == (0, 3)
     assert deliveries(db, second["launch_id"]) == {"dropped:frequencyCapped": 3}
     # Silent all day long (00:00-23:59 UTC), cap off.
-    with db.write() as conn:
-        conn.execute(
-            Partner.__table__.update()  # type: ignore[attr-defined]
-            .where(Partner.id == tenant.partner_id)
-            .values(frequency_cap=None, silent_start=0, silent_end=24 * 60 - 1)
-        )
+    update_partner(
+        db, tenant.partner_id, frequency_cap=None, silent_start=0, silent_end=24 * 60 - 1
+    )
     now = time.gmtime()
     if now.tm_hour == 23 and now.tm_min == 59:
         time.sleep(61)
