@@ -35,9 +35,15 @@ class AppContext:
     # Where this server listens, once it does (the default public URL).
     base_url: str | None = None
 
-    def public_base(self) -> str:
-        configured = getattr(self.settings, "public_url", None)
-        base = configured or self.base_url or f"http://{self.settings.host}:{self.settings.port}"
+    def public_base(self, request: Request | None = None) -> str:
+        """Where browsers reach pushcamp, without a trailing slash: PUSHCAMP_PUBLIC_URL;
+        else the URL ``request`` came in on; else where this server listens."""
+        base = (
+            self.settings.public_url
+            or (str(request.base_url) if request is not None else None)
+            or self.base_url
+            or f"http://{self.settings.host}:{self.settings.port}"
+        )
         return base.rstrip("/")
 
     def events_url(self) -> str:

@@ -33,7 +33,7 @@ EXPOSED = "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Re
 def own_origin(request: Request) -> str | None:
     """pushcamp's own origin: from ``PUSHCAMP_PUBLIC_URL``, else the URL this request
     came in on."""
-    base = context(request).settings.public_url or str(request.base_url)
+    base = context(request).public_base(request)
     parts = urlsplit(base)
     return origin_of(f"{parts.scheme}://{parts.netloc}")
 

@@ -205,8 +205,7 @@ async def sdk_config(request: Request, partner_id: str) -> JSONResponse:
     check_origin(request, site)
     if site is None:
         raise NotFound("unknown partner")
-    settings = context(request).settings
-    base = settings.public_url or str(request.base_url).rstrip("/")
+    base = context(request).public_base(request)
     return JSONResponse(
         {
             "partner_id": site.partner_id,

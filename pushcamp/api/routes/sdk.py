@@ -12,9 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pushcamp.api.context import call_service, context
-from pushcamp.store import Database
-from pushcamp.store.partners import get_site_settings
+from pushcamp.api.context import context
+from pushcamp.api.routes.public import load_site
 
 router = APIRouter(tags=["sdk"], include_in_schema=False)
 
@@ -82,19 +81,13 @@ def templates() -> Environment:
     )
 
 
-def _partner_exists(db: Database, partner_id: str) -> bool:
-    with db.read() as conn:
-        return get_site_settings(conn, partner_id) is not None
-
-
 @router.get("/demo/{partner_id}", response_class=HTMLResponse)
 async def demo(request: Request, partner_id: str) -> HTMLResponse:
     """A page that subscribes to the partner's notifications through the SDK."""
-    found = await call_service(request, _partner_exists, context(request).db, partner_id)
-    if not found:
+    if await load_site(request, partner_id) is None:
         page = templates().get_template("not_found.html").render(partner_id=partner_id)
         return HTMLResponse(page, status_code=404)
     # The address the SDK is loaded from, as a partner's site would write it.
-    base = context(request).settings.public_url or str(request.base_url).rstrip("/")
+    base = context(request).public_base(request)
     page = templates().get_template("demo.html").render(partner_id=partner_id, base=base)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
