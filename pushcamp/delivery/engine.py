@@ -53,6 +53,7 @@ from pushcamp.store import subscribers as subs_q
 from pushcamp.store.models import utcnow
 from pushcamp.store.partners import SenderContext
 from pushcamp.webpush import (
+    AuthRejected,
     Gone,
     InvalidSubscription,
     PushOptions,
@@ -369,7 +370,10 @@ class DeliveryEngine:
         async for result in self._sender.send_many(messages):
             recorder.outcome(by_endpoint[result.subscription.endpoint], result)
             state.attempts += 1
-            if isinstance(result.outcome, Rejected) and result.outcome.status is not None:
+            if (
+                isinstance(result.outcome, Rejected | AuthRejected)
+                and result.outcome.status is not None
+            ):
                 reason = f"{result.outcome.status} {result.detail[:80]}".strip()
                 state.rejected[reason] += 1
             if recorder.pending >= self.options.record_every:

@@ -22,6 +22,7 @@ from pushcamp.webpush._errors import (
 )
 from pushcamp.webpush._message import PushMessage, PushOptions, PushResult
 from pushcamp.webpush._outcome import (
+    AuthRejected,
     Gone,
     Outcome,
     Rejected,
@@ -42,6 +43,7 @@ from pushcamp.webpush._vapid import (
 )
 
 __all__ = [
+    "AuthRejected",
     "b64url_decode",
     "b64url_encode",
     "MAX_MESSAGE_SIZE",

@@ -84,6 +84,18 @@ class Rejected(Outcome):
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuthRejected(Outcome):
+    """The push service refused the sender (401/403): the VAPID token or key is not
+    accepted for this subscription. When a subscription that has worked before answers
+    this, the sender is wrong (a rotated key); a subscription made with another key
+    answers it too, so one such answer says nothing about the sender on its own."""
+
+    label: ClassVar[str] = "auth_rejected"
+    status: int
+    reason: str
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is not None:
@@ -140,6 +152,8 @@ def classify(
         return Transient(status, "service unavailable")
     if status == 408 or 500 <= status < 600:
         return Transient(status, f"HTTP {status}")
-    if status in (400, 401, 403):
+    if status in (401, 403):
+        return AuthRejected(status, f"HTTP {status}")
+    if status == 400:
         return Rejected(status, f"HTTP {status}")
     return Rejected(status, f"unexpected HTTP {status}")

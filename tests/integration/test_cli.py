@@ -98,8 +98,16 @@ def test_partner_creation_generates_a_p256_pair_and_refuses_duplicates(
     database_url: str, db: Database
 ) -> None:
     pid = new_id()
-    run_cli("partners", "create", pid, "--v1-limit", "50", "--v2-limit", "7000",
-            database_url=database_url)
+    run_cli(
+        "partners",
+        "create",
+        pid,
+        "--v1-limit",
+        "50",
+        "--v2-limit",
+        "7000",
+        database_url=database_url,
+    )
     with Session(db.engine) as s:
         key = s.scalars(select(VapidKey).where(VapidKey.partner_id == pid)).one()
     assert len(webpush.b64url_decode(key.public_key)) == 65
@@ -120,8 +128,15 @@ def test_vapid_import_keeps_the_given_pair_and_never_prints_the_private_key(
     run_cli("partners", "create", pid, database_url=database_url)
     pair = keys.generate()
     result = run_cli(
-        "vapid", "import", pid, "--public-key", pair.public_key, "--private-key", "-",
-        database_url=database_url, stdin=pair.private_key,
+        "vapid",
+        "import",
+        pid,
+        "--public-key",
+        pair.public_key,
+        "--private-key",
+        "-",
+        database_url=database_url,
+        stdin=pair.private_key,
     )
     assert pair.private_key not in result.stdout + result.stderr
     with Session(db.engine) as s:
@@ -129,8 +144,15 @@ def test_vapid_import_keeps_the_given_pair_and_never_prints_the_private_key(
     assert (key.public_key, key.private_key) == (pair.public_key, pair.private_key)
     other = keys.generate()
     mismatch = run_cli(
-        "vapid", "import", pid, "--public-key", other.public_key,
-        "--private-key", pair.private_key, database_url=database_url, check=False,
+        "vapid",
+        "import",
+        pid,
+        "--public-key",
+        other.public_key,
+        "--private-key",
+        pair.private_key,
+        database_url=database_url,
+        check=False,
     )
     assert mismatch.returncode != 0 and "public_key" in mismatch.stderr
 
@@ -140,11 +162,19 @@ def test_set_limits_validates_and_reports(database_url: str) -> None:
     run_cli("partners", "create", pid, database_url=database_url)
     ok = run_cli("partners", "set-limits", pid, "--v2-limit", "100", database_url=database_url)
     assert "v2 100/min" in ok.stderr
-    bad = run_cli("partners", "set-limits", pid, "--v1-limit", "0", database_url=database_url,
-                  check=False)
+    bad = run_cli(
+        "partners", "set-limits", pid, "--v1-limit", "0", database_url=database_url, check=False
+    )
     assert bad.returncode != 0
-    unknown = run_cli("partners", "set-limits", "nobody-here", "--v1-limit", "5",
-                      database_url=database_url, check=False)
+    unknown = run_cli(
+        "partners",
+        "set-limits",
+        "nobody-here",
+        "--v1-limit",
+        "5",
+        database_url=database_url,
+        check=False,
+    )
     assert unknown.returncode != 0 and "no partner" in unknown.stderr
 
 
@@ -161,7 +191,10 @@ def test_simulator_command_serves_rfc8030_subscriptions(tmp_path) -> None:
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "pushcamp", "simulator", "--port", "0", "--no-decrypt"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
     )
     try:
         assert proc.stdout is not None

@@ -65,9 +65,7 @@ def test_duplicate_title_is_400_and_other_partner_may_reuse_it(
 
 def test_deleting_a_campaign_frees_its_title(client: httpx.Client, tenant: Tenant) -> None:
     cid = create(client, tenant, title="Reusable").json()["campaign_id"]
-    r = client.request(
-        "DELETE", f"/v1/single/{cid}", json=tenant.body(), headers=tenant.auth
-    )
+    r = client.request("DELETE", f"/v1/single/{cid}", json=tenant.body(), headers=tenant.auth)
     assert r.status_code == 200 and r.json() == {"success": True, "campaign_id": cid}
     assert create(client, tenant, title="Reusable").status_code == 201
     again = client.request("DELETE", f"/v1/single/{cid}", json=tenant.body(), headers=tenant.auth)
@@ -111,9 +109,7 @@ def test_partner_id_as_number_is_400(client: httpx.Client, tenant: Tenant) -> No
 
 
 @pytest.mark.parametrize("missing", ["partner_id", "title", "language"])
-def test_missing_required_field_is_400(
-    client: httpx.Client, tenant: Tenant, missing: str
-) -> None:
+def test_missing_required_field_is_400(client: httpx.Client, tenant: Tenant, missing: str) -> None:
     body = tenant.body(title="t", language="en_US")
     del body[missing]
     r = client.post("/v1/single", json=body, headers=tenant.auth)
@@ -165,9 +161,7 @@ def test_unknown_fields_are_ignored(client: httpx.Client, tenant: Tenant) -> Non
 
 
 @pytest.mark.parametrize("scheme", ["Bearer {t}", "bearer {t}", "BEARER {t}", "{t}"])
-def test_bearer_and_bare_token_accepted(
-    client: httpx.Client, tenant: Tenant, scheme: str
-) -> None:
+def test_bearer_and_bare_token_accepted(client: httpx.Client, tenant: Tenant, scheme: str) -> None:
     r = client.post(
         "/v1/single",
         json=tenant.body(title=f"auth {scheme}", language="en_GB"),
@@ -184,9 +178,7 @@ def test_missing_or_bad_credentials_are_401(
     client: httpx.Client, tenant: Tenant, header: str | None
 ) -> None:
     headers = {} if header is None else {"Authorization": header}
-    r = client.post(
-        "/v1/single", json=tenant.body(title="t", language="en_US"), headers=headers
-    )
+    r = client.post("/v1/single", json=tenant.body(title="t", language="en_US"), headers=headers)
     assert r.status_code == 401
     assert r.json() == {"message": "Unauthorized"}
 
@@ -233,9 +225,7 @@ def test_campaign_of_another_partner_is_invisible(
     assert client.get(f"/v1/single/{cid}", headers=tenant.auth).json()["status"] == "Draft"
 
 
-def test_oversized_body_is_refused_without_reading_it(
-    client: httpx.Client, tenant: Tenant
-) -> None:
+def test_oversized_body_is_refused_without_reading_it(client: httpx.Client, tenant: Tenant) -> None:
     big = b'{"partner_id": "' + b"x" * (70 * 1024) + b'"}'
     r = client.post("/v1/single", content=big, headers=tenant.auth)
     assert r.status_code == 413

@@ -49,13 +49,15 @@ def test_logs_are_json_lines_without_tokens_or_keys(
 ) -> None:
     import json
 
-    client.post("/v1/single", json=tenant.body(title="logged", language="en_US"),
-                headers=tenant.auth)
+    client.post(
+        "/v1/single", json=tenant.body(title="logged", language="en_US"), headers=tenant.auth
+    )
     client.post("/v1/single", content=b"{", headers={"Authorization": tenant.token})
     lines = server_log.read_text().splitlines()
     events = [json.loads(line) for line in lines if line.startswith("{")]
-    assert any(e.get("event") == "request" and e.get("partner") == tenant.partner_id
-               for e in events)
+    assert any(
+        e.get("event") == "request" and e.get("partner") == tenant.partner_id for e in events
+    )
     text = server_log.read_text()
     assert tenant.token not in text
     assert tenant.token.split("_")[2] not in text

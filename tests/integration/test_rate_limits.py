@@ -61,8 +61,9 @@ def test_set_limits_takes_effect_on_the_running_server(
     tenant = make_tenant(v1_limit=1)
     assert create(client, tenant, "a").status_code == 201
     assert create(client, tenant, "b").status_code == 429
-    run_cli("partners", "set-limits", tenant.partner_id, "--v1-limit", "1000",
-            database_url=database_url)
+    run_cli(
+        "partners", "set-limits", tenant.partner_id, "--v1-limit", "1000", database_url=database_url
+    )
     # A running server trusts what it read about a token for up to 2 s (auth cache).
     deadline = time.monotonic() + 4
     while True:

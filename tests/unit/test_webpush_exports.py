@@ -18,6 +18,7 @@ EXPECTED = {
     "PushMessage",
     "PushOptions",
     "PushResult",
+    "AuthRejected",
     "Rejected",
     "RetryAfter",
     "Sent",

@@ -17,6 +17,7 @@ import pytest
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
 from pushcamp.webpush import (
     MAX_PAYLOAD_SIZE,
+    AuthRejected,
     Gone,
     PayloadTooLarge,
     PushMessage,
@@ -154,8 +155,8 @@ def test_gone_is_reported_and_never_retried(
     [
         (Fault.too_large(), TooLarge(413)),
         (Fault(status=400), Rejected(400, "HTTP 400")),
-        (Fault(status=401), Rejected(401, "HTTP 401")),
-        (Fault(status=403), Rejected(403, "HTTP 403")),
+        (Fault(status=401), AuthRejected(401, "HTTP 401")),
+        (Fault(status=403), AuthRejected(403, "HTTP 403")),
     ],
 )
 def test_too_large_and_rejected_are_never_retried(
@@ -187,7 +188,7 @@ def test_a_vapid_key_other_than_the_subscriptions_is_rejected(
             return wrong, right
 
     wrong, right = run(main())
-    assert wrong.outcome == Rejected(403, "HTTP 403") and "VAPID key" in wrong.detail
+    assert wrong.outcome == AuthRejected(403, "HTTP 403") and "VAPID key" in wrong.detail
     assert right.outcome == Sent(201)
 
 
