@@ -9,6 +9,7 @@ import random
 import pytest
 
 from pushcamp.webpush import (
+    AuthRejected,
     Gone,
     Outcome,
     Rejected,
@@ -50,8 +51,8 @@ TABLE: list[tuple[int | BaseException, dict[str, str], Outcome]] = [
     (TimeoutError(), {}, Transient(None, "timeout")),
     (ConnectionResetError(), {}, Transient(None, "ConnectionResetError")),
     (400, {}, Rejected(400, "HTTP 400")),
-    (401, {}, Rejected(401, "HTTP 401")),
-    (403, {}, Rejected(403, "HTTP 403")),
+    (401, {}, AuthRejected(401, "HTTP 401")),
+    (403, {}, AuthRejected(403, "HTTP 403")),
     (405, {}, Rejected(405, "unexpected HTTP 405")),
     (301, {}, Rejected(301, "unexpected HTTP 301")),
 ]
