@@ -90,7 +90,7 @@ def launch_run(
     sim.client.reset()
     server = ServerProcess(database_url, log_path=workdir / f"server-{size}.log", env=env).start()
     try:
-        base_rss = peak_rss_mb(server.proc.pid)
+        base_rss = peak_rss_mb(server.pid)
         client = httpx.Client(base_url=server.url, headers={"Authorization": token}, timeout=30)
         created = client.post(
             "/v1/single",
@@ -110,14 +110,14 @@ def launch_run(
             "link": "https://shop.pushcamp.dev/sale",
             "ttl": 3600,
         }
-        cpu_before = cpu_seconds(server.proc.pid)
+        cpu_before = cpu_seconds(server.pid)
         started = time.perf_counter()
         answered = client.post(f"/v2/single/{campaign_id}", json=body)
         answer_ms = (time.perf_counter() - started) * 1000
         answered.raise_for_status()
         last = wait_for(sim, size, timeout=600)
         seconds = last - started
-        cpu = cpu_seconds(server.proc.pid) - cpu_before
+        cpu = cpu_seconds(server.pid) - cpu_before
         # The status endpoint says when every record is written, too.
         while client.get(f"/v1/single/{campaign_id}").json()["launches"][0]["status"] != "Sent":
             time.sleep(0.05)
@@ -127,7 +127,7 @@ def launch_run(
             "seconds": seconds,
             "rate": size / seconds,
             "rss_start": base_rss,
-            "rss_peak": peak_rss_mb(server.proc.pid),
+            "rss_peak": peak_rss_mb(server.pid),
             "cpu_share": cpu / seconds,
             "cpu_us": cpu / size * 1e6,
         }

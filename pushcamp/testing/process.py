@@ -79,6 +79,13 @@ class ServerProcess:
         self.url = found[0]
         return self
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (it must have been started)."""
+        if self.proc is None:
+            raise RuntimeError("the server was not started")
+        return self.proc.pid
+
     def stop(self, kill: bool = False) -> None:
         if self.proc and self.proc.poll() is None:
             if kill:

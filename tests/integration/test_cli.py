@@ -82,7 +82,7 @@ def test_revoked_token_gets_401_within_the_auth_cache_time(
     prefix = token.split("_")[1]
     revoked_at = time.monotonic()
     run_cli("tokens", "revoke", f"pc_{prefix}", database_url=database_url)
-    codes = []
+    codes: list[int] = []
     while time.monotonic() - revoked_at < 4:
         codes.append(create(token, f"after revoke {len(codes)}"))
         if codes[-1] == 401:

@@ -34,7 +34,8 @@ def test_good_token_is_cached_until_ttl_then_rechecked(sqlite_db: Database) -> N
     auth = tokens.Authenticator(sqlite_db, ttl=2.0, clock=clock)
     assert auth.cached(token) is None
     assert auth.authenticate(f"Bearer {token}").partner_id == "p1"
-    assert auth.cached(token).partner_id == "p1"
+    cached = auth.cached(token)
+    assert cached is not None and cached.partner_id == "p1"
     tokens.revoke_token(sqlite_db, token.split("_")[1])
     clock.now = 1.9
     assert auth.cached(token) is not None  # within the TTL, still trusted

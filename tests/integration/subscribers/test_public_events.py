@@ -170,6 +170,7 @@ def test_click_refreshes_engagement(client: httpx.Client, tenant: Tenant, db: Da
         engaged = conn.execute(
             select(Subscriber.last_engaged_at).where(Subscriber.id == sub_id)
         ).scalar_one()
+    assert engaged is not None
     if engaged.tzinfo is None:
         engaged = engaged.replace(tzinfo=UTC)
     assert engaged > datetime.now(UTC) - timedelta(minutes=5)
