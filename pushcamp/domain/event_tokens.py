@@ -26,8 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 
 from pushcamp.domain.partners import PARTNER_ID_PATTERN
+from pushcamp.encoding import b64url_decode, b64url_encode
 from pushcamp.errors import InvalidRequest
-from pushcamp.webpush import b64url_decode, b64url_encode
 
 VERSION = "pc1"
 SEPARATOR = "~"

@@ -25,7 +25,14 @@ from pushcamp.domain.subscribers import (
     BUILTIN_ATTRIBUTES,
 )
 from pushcamp.errors import FieldError, InvalidRequest
-from pushcamp.webpush import MAX_PAYLOAD_SIZE
+
+# The largest notification a Web Push message can carry, a protocol fact the domain keeps
+# its own copy of (it does not import the protocol library): RFC 8291 encrypts into one
+# aes128gcm record of at most 4096 bytes (RFC 8030 section 7.2), less the 86-byte
+# aes128gcm header (salt 16, record size 4, key id length 1, sender's key 65), the
+# 16-byte AEAD tag and the 1-byte padding delimiter. tests/unit/test_layers.py checks it
+# equals the MAX_PAYLOAD_SIZE of the webpush package.
+MAX_PAYLOAD_SIZE = 4096 - 86 - 16 - 1
 
 __all__ = [
     "DESCRIPTION_MAX_CHARS",

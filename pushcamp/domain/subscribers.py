@@ -21,8 +21,8 @@ from babel import Locale, UnknownLocaleError
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushcamp.domain import locales, text
+from pushcamp.encoding import b64url_decode, b64url_encode
 from pushcamp.errors import FieldError, InvalidRequest
-from pushcamp.webpush import b64url_decode, b64url_encode
 
 ENDPOINT_MAX_CHARS = 2048
 MAX_ATTRIBUTES = 32

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from pushcamp.domain.subscribers import NewSubscription
+from pushcamp.encoding import b64url_decode, b64url_encode
 from pushcamp.errors import InvalidRequest
 from pushcamp.store import Database
 from pushcamp.store import subscribers as q
-from pushcamp.webpush import b64url_decode, b64url_encode
 
 UNSUBSCRIBED = "unsubscribed"
 REPLACED = "replaced"
