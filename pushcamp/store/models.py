@@ -148,6 +148,13 @@ class Subscriber(Base):
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Why it became inactive: "unsubscribed", "gone" (push service 404/410), "replaced".
     deactivated_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Vouched for (docs/delivery.md, pausing): the first time the push service accepted a
+    # push to it, and when the operator imported it. Either makes its 401/403 a sign that
+    # the sender is wrong; a public subscription with neither cannot pause a launch.
+    first_accepted_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    imported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         Index("uq_subscribers_partner_endpoint", "partner_id", "endpoint", unique=True),
@@ -269,3 +276,21 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PanelSession(Base):
+    """A signed-in panel browser. The cookie holds a random id; only its SHA-256 is kept,
+    so a copy of the database opens no session. A session belongs to the API token it was
+    opened with: revoking the token ends it."""
+
+    __tablename__ = "panel_sessions"
+
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    # Put in a hidden field of every form; a POST without it is refused (CSRF).
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_panel_sessions_expires", "expires_at"),)
