@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from pushcamp.errors import NotFound, Unauthorized
 from pushcamp.store import Database
 from pushcamp.store import partners as q
+from pushcamp.store.partners import TokenInfo
 
 _TOKEN = re.compile(r"pc_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
 # Compared against when the prefix is unknown, so both paths do the same work.
@@ -64,6 +65,28 @@ def revoke_token(db: Database, prefix: str) -> None:
             raise NotFound(f"no token with prefix {prefix!r}")
 
 
+def revoke_partner_token(db: Database, partner_id: str, prefix: str) -> None:
+    """Revoke one of the partner's own tokens by prefix. Another partner's token, an
+    unknown or an already revoked one all raise :class:`NotFound` alike."""
+    prefix = prefix.strip().removeprefix("pc_").split("_", 1)[0]
+    with db.write() as conn:
+        if not q.revoke_token(conn, prefix, partner_id=partner_id):
+            raise NotFound("no such live token")
+
+
+def list_tokens(db: Database, partner_id: str) -> list[TokenInfo]:
+    """The partner's tokens (prefix, creation and revocation times), newest first."""
+    with db.read() as conn:
+        return q.list_tokens(conn, partner_id)
+
+
+def check_token(db: Database, token: str) -> tuple[Caller, int]:
+    """The caller behind a bare token and the token's row id (a panel session is tied
+    to it); :class:`Unauthorized` when it is malformed, unknown or revoked."""
+    caller, _digest, token_id = _check_record(db, token)
+    return caller, token_id
+
+
 def authenticate(db: Database, authorization: str | None) -> Caller:
     """Resolve an ``Authorization`` header: ``Bearer <token>`` (scheme in any case) or the
     bare token, as the published client sends it."""
@@ -72,6 +95,11 @@ def authenticate(db: Database, authorization: str | None) -> Caller:
 
 def _check(db: Database, token: str | None) -> tuple[Caller, bytes]:
     """The caller behind ``token`` and the token's digest (the key it is cached under)."""
+    caller, digest, _token_id = _check_record(db, token)
+    return caller, digest
+
+
+def _check_record(db: Database, token: str | None) -> tuple[Caller, bytes, int]:
     match = _TOKEN.fullmatch(token) if token else None
     if token is None or match is None:
         raise Unauthorized("malformed credentials")
@@ -81,7 +109,7 @@ def _check(db: Database, token: str | None) -> tuple[Caller, bytes]:
     expected = record.secret_hash if record else _DUMMY_HASH
     if not hmac.compare_digest(digest, expected) or record is None or record.revoked:
         raise Unauthorized("unknown or revoked token")
-    return Caller(record.partner_id, record.v1_limit, record.v2_limit), digest
+    return Caller(record.partner_id, record.v1_limit, record.v2_limit), digest, record.token_id
 
 
 def _token_from_header(value: str | None) -> str | None:

@@ -32,6 +32,16 @@ class TokenRecord:
     partner_id: str
     v1_limit: int
     v2_limit: int
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as a list shows it: never its secret, nor its hash."""
+
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 _PARTNER_COLUMNS = (
@@ -203,6 +213,7 @@ def find_token(conn: Connection, prefix: str) -> TokenRecord | None:
             Partner.id,
             Partner.v1_limit,
             Partner.v2_limit,
+            ApiToken.id,
         )
         .join(Partner, Partner.id == ApiToken.partner_id)
         .where(ApiToken.prefix == prefix)
@@ -215,16 +226,27 @@ def find_token(conn: Connection, prefix: str) -> TokenRecord | None:
         partner_id=row[2],
         v1_limit=row[3],
         v2_limit=row[4],
+        token_id=int(row[5]),
     )
 
 
-def revoke_token(conn: Connection, prefix: str) -> bool:
-    result = conn.execute(
-        update(ApiToken)
-        .where(ApiToken.prefix == prefix, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+def revoke_token(conn: Connection, prefix: str, partner_id: str | None = None) -> bool:
+    """Revoke a live token; with ``partner_id``, only if it is that partner's."""
+    stmt = update(ApiToken).where(ApiToken.prefix == prefix, ApiToken.revoked_at.is_(None))
+    if partner_id is not None:
+        stmt = stmt.where(ApiToken.partner_id == partner_id)
+    result = conn.execute(stmt.values(revoked_at=utcnow()))
     return result.rowcount == 1
+
+
+def list_tokens(conn: Connection, partner_id: str) -> list[TokenInfo]:
+    """The partner's tokens, newest first, revoked ones included."""
+    rows = conn.execute(
+        select(ApiToken.prefix, ApiToken.created_at, ApiToken.revoked_at)
+        .where(ApiToken.partner_id == partner_id)
+        .order_by(ApiToken.id.desc())
+    ).all()
+    return [TokenInfo(*r) for r in rows]
 
 
 def token_exists(conn: Connection, prefix: str) -> bool:
