@@ -38,7 +38,7 @@ def bad_request(errors: list[FieldError]) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
-def response_for(exc: PushcampError) -> JSONResponse:
+def response_for(exc: PushcampError | WebPushError) -> JSONResponse:
     if isinstance(exc, InvalidRequest):
         return bad_request(exc.errors)
     if isinstance(exc, Unauthorized):
@@ -60,7 +60,8 @@ def response_for(exc: PushcampError) -> JSONResponse:
 
 
 async def _pushcamp_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PushcampError)
+    # WebPushError: the protocol library's own family, translated here at the boundary.
+    assert isinstance(exc, PushcampError | WebPushError)
     if isinstance(exc, DependencyUnavailable):
         metrics.DEPENDENCY_FAILURES.inc()
         log.warning("dependency_unavailable", path=request.url.path, error=str(exc))
@@ -94,6 +95,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(PushcampError, _pushcamp_error)
+    app.add_exception_handler(WebPushError, _pushcamp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

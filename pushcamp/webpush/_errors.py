@@ -1,16 +1,15 @@
 """Errors ``pushcamp.webpush`` raises on purpose, all under :class:`WebPushError`.
 
-They belong to pushcamp's one exception family (:class:`pushcamp.errors.PushcampError`),
-so the service layer can translate them once, at its boundary. A push service's *answer*
-is never an exception: it becomes an :mod:`outcome <pushcamp.webpush._outcome>`.
+The library owns this base (a plain :class:`Exception`) and imports nothing from the
+application around it, so it can be used on its own; an application translates these
+errors at its own boundary. A push service's *answer* is never an exception: it becomes
+an :mod:`outcome <pushcamp.webpush._outcome>`.
 """
 
 from __future__ import annotations
 
-from pushcamp.errors import PushcampError
 
-
-class WebPushError(PushcampError):
+class WebPushError(Exception):
     """Base class of every error raised by ``pushcamp.webpush``."""
 
 

@@ -6,6 +6,10 @@ do (RFC 8030 section 7.3: the subscription is gone). Deleting on any other failu
 5xx, a 429, a timeout — would silently lose live subscribers whenever a push service has
 a bad minute; those are retried instead, and a 400/401/403 points at our own request
 (bad VAPID key, malformed headers), not at the subscriber.
+
+A redirect (3xx) is never followed: push services do not redirect, and following one
+would send the encrypted message (307/308) or a request (301/302/303) wherever the
+answer points. It is a :class:`Rejected` failure that names where it pointed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +80,10 @@ class Transient(Outcome):
 
 @dataclass(frozen=True, slots=True)
 class Rejected(Outcome):
-    """The push service refused our request (400/401/403, other 4xx): fix the sender,
-    not the subscriber. Also used, with ``status`` None, for a message that could not be
-    built (for instance a subscription with broken keys)."""
+    """The push service refused our request (400, other 4xx) or redirected it (3xx, never
+    followed): fix the sender or the endpoint, not a retry. Also used, with ``status``
+    None, for a message that could not be built (for instance a subscription with broken
+    keys)."""
 
     label: ClassVar[str] = "rejected"
     status: int | None
@@ -102,6 +108,24 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         return value
     lowered = name.lower()  # plain dicts are case-sensitive; HTTP header names are not
     return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+_HOST_LIMIT = 100  # characters of a redirect's target host kept in the reason
+
+
+def _redirect_reason(location: str | None) -> str:
+    """``redirect to <host> not followed``; the host only (a Location's path and query
+    may carry tokens), or what stands in for it when there is none."""
+    if not location or not location.strip():
+        return "redirect without Location not followed"
+    try:
+        parts = urlsplit(location.strip())
+        host = parts.hostname
+    except ValueError:
+        return "redirect to an unreadable Location not followed"
+    if not host:
+        return "redirect within the push service not followed"
+    return f"redirect to {host[:_HOST_LIMIT]} not followed"
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -152,6 +176,8 @@ def classify(
         return Transient(status, "service unavailable")
     if status == 408 or 500 <= status < 600:
         return Transient(status, f"HTTP {status}")
+    if 300 <= status < 400:
+        return Rejected(status, _redirect_reason(_header(headers, "Location")))
     if status in (401, 403):
         return AuthRejected(status, f"HTTP {status}")
     if status == 400:

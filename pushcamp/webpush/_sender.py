@@ -267,11 +267,18 @@ class WebPushSender:
     async def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[Outcome, str]:
         session = self._get_session()
         try:
-            async with session.post(url, data=body, headers=headers) as response:
+            # Never follow a redirect (aiohttp's default would): push services do not
+            # redirect, and following one would POST the message (307/308) or GET
+            # (301/302/303) wherever the answer points. classify() makes it a failure.
+            async with session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 content = await response.read()
                 outcome = classify(response.status, response.headers)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return classify(exc), str(exc)[:_DETAIL_LIMIT]
+        if 300 <= response.status < 400 and isinstance(outcome, Rejected):
+            return outcome, outcome.reason  # a redirect's body explains nothing
         if outcome.retryable or not 200 <= response.status < 300:
             return outcome, content[:_DETAIL_LIMIT].decode("utf-8", "replace")
         return outcome, ""

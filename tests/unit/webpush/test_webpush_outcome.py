@@ -25,6 +25,7 @@ from pushcamp.webpush._retry import retry_delay
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 IN_90_S = "Tue, 14 Nov 2023 22:14:50 GMT"
 IN_THE_PAST = "Tue, 14 Nov 2023 22:00:00 GMT"
+REDIRECT_EVIL = "redirect to evil.pushcamp.dev not followed"
 
 TABLE: list[tuple[int | BaseException, dict[str, str], Outcome]] = [
     (201, {}, Sent(201)),
@@ -54,7 +55,28 @@ TABLE: list[tuple[int | BaseException, dict[str, str], Outcome]] = [
     (401, {}, AuthRejected(401, "HTTP 401")),
     (403, {}, AuthRejected(403, "HTTP 403")),
     (405, {}, Rejected(405, "unexpected HTTP 405")),
-    (301, {}, Rejected(301, "unexpected HTTP 301")),
+    # Redirects are never followed: a failure naming where it pointed (host only).
+    (301, {"Location": "https://evil.pushcamp.dev/x"}, Rejected(301, REDIRECT_EVIL)),
+    (
+        302,
+        {"location": "http://127.0.0.1:9/steal?t=1"},
+        Rejected(302, "redirect to 127.0.0.1 not followed"),
+    ),
+    (303, {"Location": "https://evil.pushcamp.dev"}, Rejected(303, REDIRECT_EVIL)),
+    (307, {"Location": "https://evil.pushcamp.dev/push"}, Rejected(307, REDIRECT_EVIL)),
+    (308, {"Location": "https://EVIL.pushcamp.dev:8443/"}, Rejected(308, REDIRECT_EVIL)),
+    (300, {"Location": "//evil.pushcamp.dev/a"}, Rejected(300, REDIRECT_EVIL)),
+    (304, {}, Rejected(304, "redirect without Location not followed")),
+    (
+        307,
+        {"Location": "/push/elsewhere"},
+        Rejected(307, "redirect within the push service not followed"),
+    ),
+    (
+        301,
+        {"Location": "http://[::1/"},
+        Rejected(301, "redirect to an unreadable Location not followed"),
+    ),
 ]
 
 
@@ -120,3 +142,11 @@ def test_retry_after_beyond_the_bound_gives_up() -> None:
 @pytest.mark.parametrize("outcome", [Sent(201), Gone(410), TooLarge(413), Rejected(403, "x")])
 def test_final_outcomes_are_never_retried(outcome: Outcome) -> None:
     assert retry_delay(outcome, 1, base=0.5, cap=30, max_retry_after=300, rng=RNG) is None
+
+
+@pytest.mark.parametrize("status", [*range(300, 400)])
+def test_every_redirect_is_a_failure_never_sent_nor_retried(status: int) -> None:
+    outcome = classify(status, {"Location": "https://elsewhere.pushcamp.dev/"}, now=NOW)
+    assert isinstance(outcome, Rejected) and outcome.status == status
+    assert not outcome.retryable
+    assert outcome.reason == "redirect to elsewhere.pushcamp.dev not followed"
