@@ -62,11 +62,17 @@ def launch_campaign(
             if key is not None:
                 found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
                 if found is not None:
-                    return _replay(found, digest)
+                    return _replay(found, campaign_id, digest)
             # Locked until commit: a concurrent delete waits, then stops this launch.
             campaign = campaigns_q.get_campaign(conn, partner_id, campaign_id, for_update=True)
             if campaign is None or campaign.deleted_at is not None:
                 raise CampaignNotFound()
+            if key is not None:
+                # A concurrent request with this key may have held the lock and committed
+                # while this one waited (PostgreSQL): answer as it did, launching nothing.
+                found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
+                if found is not None:
+                    return _replay(found, campaign_id, digest)
             request = parse_launch(data, is_all=campaign.is_all)
             site = partners_q.get_site_settings(conn, partner_id)
             check_payload(request, site.default_icon if site else None, events_url)
@@ -94,18 +100,28 @@ def launch_campaign(
                 )
     except IntegrityError as exc:
         # Two requests raced: either for an is_all campaign's only launch, or with the
-        # same Idempotency-Key. The database let exactly one win.
+        # same Idempotency-Key (on this campaign or another). The database let exactly
+        # one win; this one launched nothing.
         if key is not None:
             with db.read() as conn:
                 found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
             if found is not None:
-                return _replay(found, digest)
+                return _replay(found, campaign_id, digest)
         raise _already_launched() from exc
     return response
 
 
-def _replay(found: tuple[str, dict[str, Any]], digest: str) -> dict[str, Any]:
+def _replay(found: tuple[str, dict[str, Any]], campaign_id: int, digest: str) -> dict[str, Any]:
+    """The first answer to this key, if this request is the one it was given to: the
+    same campaign (the stored answer names it) and the same body. A key belongs to one
+    launch request; reused for another campaign it is refused, never replayed (the
+    other campaign's answer would say "launched" while nothing was)."""
     stored_digest, response = found
+    if response.get("campaign_id") != campaign_id:
+        raise InvalidRequest.of(
+            "Idempotency-Key",
+            f"was already used to launch campaign {response.get('campaign_id')}",
+        )
     if stored_digest != digest:
         raise InvalidRequest.of("Idempotency-Key", "was already used with a different request body")
     return response

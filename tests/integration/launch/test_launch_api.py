@@ -3,13 +3,20 @@ the payload size check before anything is sent, Idempotency-Key, and the v1/v2 l
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from pushcamp.store import Database
 from pushcamp.store.models import Launch
-from tests.integration.launch.conftest import create_campaign, launch_body
+from tests.integration.launch.conftest import (
+    add_subscribers,
+    create_campaign,
+    launch_body,
+    wait_for_launches,
+)
 
 
 def launch_count(db: Database, campaign_id: int) -> int:
@@ -208,3 +215,105 @@ def test_idempotency_key_expires_after_its_window(
             select(IdempotencyKey.created_at).where(IdempotencyKey.partner_id == tenant.partner_id)
         ).all()
     assert len(ages) == 1  # the expired row is gone, the new one kept
+
+
+def _keyed_campaigns(client: httpx.Client, tenant, db: Database, sim, is_all: bool):  # type: ignore[no-untyped-def]
+    """Two campaigns of the tenant, a launch body, and subscribers the body reaches."""
+    subs = add_subscribers(db, tenant.partner_id, sim, 5, device="mobile")
+    first = create_campaign(client, tenant, is_all=is_all)
+    second = create_campaign(client, tenant, is_all=is_all)
+    extra = {} if is_all else {"target": {"attribute": "d_wp_device", "values": ["mobile"]}}
+    return subs, first, second, launch_body(tenant.partner_id, **extra)
+
+
+@pytest.mark.parametrize("is_all", [True, False])
+def test_idempotency_key_reused_on_another_campaign_is_400_and_launches_nothing(
+    client: httpx.Client, tenant, db: Database, sim, is_all: bool
+) -> None:
+    subs, a, b, body = _keyed_campaigns(client, tenant, db, sim, is_all)
+    headers = {**tenant.auth, "Idempotency-Key": "K"}
+    first = client.post(f"/v1/single/{a}", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"success": True, "campaign_id": a}
+    other = client.post(f"/v1/single/{b}", json=body, headers=headers)
+    assert fields(other) == {"Idempotency-Key"}
+    status = client.get(f"/v1/single/{b}", headers=tenant.auth).json()
+    assert status["status"] == "Draft" and status["launches"] == []
+    assert launch_count(db, b) == 0
+    again = client.post(f"/v1/single/{a}", json=body, headers=headers)
+    assert again.status_code == 200 and again.json() == first.json()
+    assert launch_count(db, a) == 1
+    [launch] = wait_for_launches(client, tenant, a)
+    assert launch["sent"] == 5
+    assert [len(sim.messages(s)) for s in subs] == [1] * 5
+    # Another key launches the second campaign as usual.
+    fresh = client.post(
+        f"/v1/single/{b}", json=body, headers={**tenant.auth, "Idempotency-Key": "L"}
+    )
+    assert fresh.status_code == 200 and fresh.json()["campaign_id"] == b
+
+
+def _post_all(url: str, requests: list[tuple[str, dict, dict]]) -> list[httpx.Response]:  # type: ignore[type-arg]
+    """Send the requests at once from threads of their own, one connection each; the
+    answers in order (assertions stay in the caller's thread)."""
+    barrier = threading.Barrier(len(requests))
+    answers: list[httpx.Response | BaseException | None] = [None] * len(requests)
+
+    def send(i: int) -> None:
+        path, body, headers = requests[i]
+        try:
+            with httpx.Client(base_url=url, timeout=60) as own:
+                barrier.wait(timeout=30)
+                answers[i] = own.post(path, json=body, headers=headers)
+        except BaseException as exc:  # handed to the test's thread
+            answers[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    out = []
+    for answer in answers:
+        if not isinstance(answer, httpx.Response):
+            raise AssertionError(f"a request failed: {answer!r}")
+        out.append(answer)
+    return out
+
+
+@pytest.mark.parametrize("is_all", [True, False])
+def test_concurrent_requests_with_one_key_and_body_send_once(
+    client: httpx.Client, tenant, db: Database, sim, is_all: bool
+) -> None:
+    subs, a, _, body = _keyed_campaigns(client, tenant, db, sim, is_all)
+    headers = {**tenant.auth, "Idempotency-Key": "together"}
+    answers = _post_all(str(client.base_url), [(f"/v1/single/{a}", body, headers)] * 16)
+    assert [r.status_code for r in answers] == [200] * 16, [r.text for r in answers]
+    assert all(r.json() == {"success": True, "campaign_id": a} for r in answers)
+    assert launch_count(db, a) == 1
+    [launch] = wait_for_launches(client, tenant, a)
+    assert launch["sent"] == 5
+    assert [len(sim.messages(s)) for s in subs] == [1] * 5
+
+
+@pytest.mark.parametrize("is_all", [True, False])
+def test_concurrent_requests_with_one_key_on_two_campaigns_launch_one(
+    client: httpx.Client, tenant, db: Database, sim, is_all: bool
+) -> None:
+    subs, a, b, body = _keyed_campaigns(client, tenant, db, sim, is_all)
+    headers = {**tenant.auth, "Idempotency-Key": "shared"}
+    requests = [(f"/v1/single/{c}", body, headers) for c in (a, b) * 6]
+    answers = _post_all(str(client.base_url), requests)
+    launched = {launch_count(db, a), launch_count(db, b)}
+    assert launched == {0, 1}
+    winner = a if launch_count(db, a) == 1 else b
+    for (path, _, _), answer in zip(requests, answers, strict=True):
+        if path.endswith(f"/{winner}"):
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"success": True, "campaign_id": winner}
+        else:
+            assert fields(answer) == {"Idempotency-Key"}
+    loser = b if winner == a else a
+    assert client.get(f"/v1/single/{loser}", headers=tenant.auth).json()["status"] == "Draft"
+    wait_for_launches(client, tenant, winner)
+    assert [len(sim.messages(s)) for s in subs] == [1] * 5
