@@ -46,10 +46,14 @@ class SimulatorClient:
         result: dict[str, Any] = self._call("POST", "/subscriptions", body)
         return result
 
-    def subscribe_many(self, count: int) -> list[dict[str, Any]]:
-        subs: list[dict[str, Any]] = self._call("POST", "/subscriptions", {"count": count})[
-            "subscriptions"
-        ]
+    def subscribe_many(
+        self, count: int, application_server_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``count`` new subscriptions (bound to ``application_server_key`` when given)."""
+        body: dict[str, Any] = {"count": count}
+        if application_server_key is not None:
+            body["application_server_key"] = application_server_key
+        subs: list[dict[str, Any]] = self._call("POST", "/subscriptions", body)["subscriptions"]
         return subs
 
     def messages(self, subscription_id: str) -> list[dict[str, Any]]:

@@ -274,11 +274,16 @@ def _application(state: SimulatorState) -> web.Application:
         if key is not None and not isinstance(key, str):
             return _error(400, "application_server_key must be a string")
         count = data.get("count")
-        if count is None:
-            return _json(state.subscribe(key).to_json(), 201)
-        if not isinstance(count, int) or not 1 <= count <= _MAX_SUBSCRIPTIONS_PER_CALL:
+        if count is not None and (
+            not isinstance(count, int) or not 1 <= count <= _MAX_SUBSCRIPTIONS_PER_CALL
+        ):
             return _error(400, f"count must be an integer 1..{_MAX_SUBSCRIPTIONS_PER_CALL}")
-        subs = [state.subscribe(key).to_json() for _ in range(count)]
+        try:  # a bad key is refused by the first subscribe(), before anything is made
+            subs = [state.subscribe(key).to_json() for _ in range(count or 1)]
+        except ValueError as exc:
+            return _error(400, str(exc))
+        if count is None:
+            return _json(subs[0], 201)
         return _json({"subscriptions": subs}, 201)
 
     def _find(request: web.Request) -> SimulatedSubscription:
@@ -293,6 +298,7 @@ def _application(state: SimulatorState) -> web.Application:
         return _json(
             {
                 "subscription": sub.to_json(),
+                "application_server_key": sub.application_server_key,
                 "active": sub.active,
                 "attempts": sub.attempts,
                 "received": len(state.messages(sub)),

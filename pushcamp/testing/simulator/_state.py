@@ -30,7 +30,7 @@ from pushcamp.webpush import (
     decrypt,
     verify_authorization,
 )
-from pushcamp.webpush._base64 import b64url_encode
+from pushcamp.webpush._base64 import b64url_decode, b64url_encode
 
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _URGENCIES = frozenset({"very-low", "low", "normal", "high"})
@@ -107,7 +107,9 @@ class Fault:
 @dataclass(frozen=True)
 class ReceivedMessage:
     """One message the simulator accepted. ``payload`` is the decrypted plaintext, or
-    None when decryption checking is off; ``body`` is what came over the wire."""
+    None when decryption checking is off; ``body`` and ``headers`` are the request as it
+    came over the wire (so a test can check it with libraries of its own: decrypt the
+    body with ``http_ece``, verify ``headers["Authorization"]`` with PyJWT)."""
 
     subscription_id: str
     payload: bytes | None
@@ -118,6 +120,7 @@ class ReceivedMessage:
     vapid_sub: str | None
     received_at: float
     body: bytes = field(default=b"", repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def text(self) -> str:
@@ -143,6 +146,8 @@ class ReceivedMessage:
             "topic": self.topic,
             "vapid_sub": self.vapid_sub,
             "received_at": self.received_at,
+            "body_b64": b64url_encode(self.body),
+            "headers": dict(self.headers),
         }
 
 
@@ -219,7 +224,14 @@ class SimulatorState:
 
     # -- subscriptions -------------------------------------------------------------
     def subscribe(self, application_server_key: str | None = None) -> SimulatedSubscription:
-        """Issue a subscription, as a browser's ``pushManager.subscribe()`` would."""
+        """Issue a subscription, as a browser's ``pushManager.subscribe()`` would.
+
+        ``application_server_key`` (base64url, an uncompressed P-256 point: the sender's
+        VAPID public key) binds the subscription to that key: pushes signed by any other
+        key get 403. Without it (as Mozilla's service allows) any VAPID key is accepted.
+        Raises ValueError for a key that is not a P-256 point, as the browser would."""
+        if application_server_key is not None:
+            application_server_key = _normalise_key(application_server_key)
         sid = secrets.token_urlsafe(16)
         sub = SimulatedSubscription(
             id=sid,
@@ -345,7 +357,9 @@ class SimulatorState:
             token = self._verify(headers.get("Authorization", ""), now)
             if isinstance(token, Answer):
                 return token
-            if sub.application_server_key and token.public_key != sub.application_server_key:
+            if sub.application_server_key is not None and not _same_key(
+                token.public_key, sub.application_server_key
+            ):
                 return Answer(403, "VAPID key is not the one the subscription was made with")
             vapid_sub = str(token.claims.get("sub"))
         ttl_text = headers.get("TTL")
@@ -377,6 +391,7 @@ class SimulatorState:
             vapid_sub=vapid_sub,
             received_at=now,
             body=body,
+            headers=dict(headers),
         )
         with self._lock:
             if len(sub.messages) < self.keep_messages:
@@ -401,3 +416,24 @@ class SimulatorState:
         if token.exp <= now:
             return Answer(401, "VAPID: token expired")
         return token
+
+
+def _normalise_key(key: str) -> str:
+    """An applicationServerKey as the simulator keeps it: base64url without padding of a
+    65-byte uncompressed P-256 point; ValueError otherwise."""
+    try:
+        point = b64url_decode(key)
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("application_server_key is not a base64url P-256 public key") from exc
+    if len(point) != 65:
+        raise ValueError("application_server_key must be an uncompressed P-256 point")
+    return b64url_encode(point)
+
+
+def _same_key(sent: str, bound: str) -> bool:
+    """Whether the ``k=`` of a VAPID header is the subscription's key (same bytes)."""
+    try:
+        return b64url_decode(sent) == b64url_decode(bound)
+    except ValueError:
+        return False

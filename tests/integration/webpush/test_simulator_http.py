@@ -187,3 +187,91 @@ def test_runs_as_a_separate_process(vapid: Vapid) -> None:
         assert message["payload"] == '{"title":"from afar"}'
         assert client.stats()["accepted"] == 1
     assert process.proc is None
+
+
+def test_a_subscription_bound_to_a_key_refuses_every_other_key_with_403(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    url = push_simulator.url
+    other = Vapid.generate("mailto:push-ops@pushcamp.dev")
+    created = httpx.post(f"{url}/subscriptions", json={"application_server_key": vapid.public_key})
+    assert created.status_code == 201
+    sub, sid = Subscription.from_json(created.json()), subscription_id(created.json()["endpoint"])
+    info = httpx.get(f"{url}/subscriptions/{sid}").json()
+    assert info["application_server_key"] == vapid.public_key
+
+    def push(signer: Vapid) -> httpx.Response:
+        return httpx.post(
+            sub.endpoint, content=encrypt(b"x", sub), headers=_headers(signer, sub.endpoint)
+        )
+
+    refused = push(other)
+    assert refused.status_code == 403 and "VAPID key" in refused.text
+    assert push(vapid).status_code == 201
+    # The same key with base64 padding is the same key.
+    padded = httpx.post(
+        f"{url}/subscriptions",
+        json={"count": 2, "application_server_key": vapid.public_key + "="},
+    ).json()["subscriptions"]
+    for data in padded:
+        bound = Subscription.from_json(data)
+        assert (
+            httpx.post(
+                bound.endpoint,
+                content=encrypt(b"y", bound),
+                headers=_headers(other, bound.endpoint),
+            ).status_code
+            == 403
+        )
+        assert (
+            httpx.post(
+                bound.endpoint,
+                content=encrypt(b"y", bound),
+                headers=_headers(vapid, bound.endpoint),
+            ).status_code
+            == 201
+        )
+    assert len(push_simulator.messages(sid)) == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "not base64!", "AAAA", "B" + "A" * 85, 42],
+)
+def test_an_application_server_key_that_is_not_a_p256_point_is_400(
+    push_simulator: PushServiceSimulator, key: object
+) -> None:
+    for body in ({"application_server_key": key}, {"application_server_key": key, "count": 3}):
+        answer = httpx.post(f"{push_simulator.url}/subscriptions", json=body)
+        assert answer.status_code == 400 and answer.json()["error"]
+    assert push_simulator.stats()["subscriptions"] == 0
+    with pytest.raises(ValueError):
+        push_simulator.subscribe(application_server_key="AAAA")
+
+
+def test_each_message_keeps_the_request_as_it_arrived(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    """Body and headers over the control API: enough to check a message with other
+    libraries than pushcamp's (here http_ece decrypts what the simulator recorded)."""
+    import base64
+
+    import http_ece
+
+    sim_sub = push_simulator.subscribe(vapid.public_key)
+    sub = sim_sub.subscription()
+    headers = _headers(vapid, sub.endpoint, Topic="raw")
+    body = encrypt(b'{"title":"raw"}', sub)
+    assert httpx.post(sub.endpoint, content=body, headers=headers).status_code == 201
+    url = f"{push_simulator.url}/subscriptions/{sim_sub.id}/messages"
+    (message,) = httpx.get(url).json()["messages"]
+    raw = base64.urlsafe_b64decode(message["body_b64"] + "=" * (-len(message["body_b64"]) % 4))
+    assert raw == body
+    assert message["headers"]["Authorization"] == headers["Authorization"]
+    assert message["headers"]["Topic"] == "raw"
+    plain = http_ece.decrypt(
+        raw, private_key=sim_sub.private_key, auth_secret=sim_sub.auth, version="aes128gcm"
+    )
+    assert plain == b'{"title":"raw"}'
+    (kept,) = push_simulator.messages(sim_sub)
+    assert kept.body == body and kept.headers["Content-Encoding"] == "aes128gcm"
