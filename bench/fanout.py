@@ -149,12 +149,13 @@ def _run(name: str, subs: list[dict[str, Any]], key: str, processes: int = 1) ->
 
 
 def _bench(decrypt: bool, messages: int) -> None:
-    key = Vapid.generate(CONTACT).private_key_b64()
+    vapid = Vapid.generate(CONTACT)
+    key = vapid.private_key_b64()
     with SimulatorProcess(decrypt=decrypt) as simulator:
         client = simulator.client
         subs: list[dict[str, Any]] = []
-        while len(subs) < messages:
-            subs += client.subscribe_many(min(10_000, messages - len(subs)))
+        while len(subs) < messages:  # bound to the key every client signs with
+            subs += client.subscribe_many(min(10_000, messages - len(subs)), vapid.public_key)
         print(
             f"\n## {messages:,} messages, simulator decryption checking "
             f"{'ON' if decrypt else 'OFF'} (simulator in its own process)"
@@ -225,7 +226,10 @@ def _clients(messages: int) -> None:
 
     vapid = Vapid.generate(CONTACT)
     with SimulatorProcess(decrypt=False) as simulator:
-        subs = [Subscription.from_json(s) for s in simulator.client.subscribe_many(messages)]
+        subs = [
+            Subscription.from_json(s)
+            for s in simulator.client.subscribe_many(messages, vapid.public_key)
+        ]
         options = PushOptions(ttl=3600).headers()
         requests = [
             (

@@ -81,7 +81,10 @@ def launch_run(
     partner = f"bench{size}{secrets.token_hex(3)}"
     cli(env, "partners", "create", partner, "--v1-limit", "100000", "--v2-limit", "100000")
     token = cli(env, "tokens", "create", partner)
-    subs = sim.client.subscribe_many(size)
+    # Bound to the partner's key, as its site's SDK subscribes: a push signed otherwise is 403.
+    subs = sim.client.subscribe_many(
+        size, application_server_key=cli(env, "vapid", "show", partner)
+    )
     source = workdir / f"subs-{size}.jsonl"
     with source.open("w") as f:
         for s in subs:
@@ -137,9 +140,12 @@ def launch_run(
 
 async def reference_run(sim: SimulatorProcess, size: int) -> float:
     """The bare protocol library sending to the same simulator: no DB, no records."""
-    subs = [Subscription.from_json(s) for s in sim.client.subscribe_many(size)]
-    sim.client.reset()
     vapid = Vapid.generate("mailto:bench@pushcamp.dev")
+    subs = [
+        Subscription.from_json(s)
+        for s in sim.client.subscribe_many(size, application_server_key=vapid.public_key)
+    ]
+    sim.client.reset()
     options = PushOptions(ttl=3600, topic="bench")
     payload = json.dumps({"title": "Benchmark", "body": "A push", "url": "https://x.dev"})
     async with WebPushSender(vapid, per_host=200, max_pending=400) as sender:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from pushcamp.domain.subscribers import NewSubscription
+from pushcamp.services import partners
 from pushcamp.store import Database
 from pushcamp.store import subscribers as subs_q
 from pushcamp.testing.simulator import PushServiceSimulator, SimulatedSubscription
@@ -42,7 +43,11 @@ def add_subscribers(
     **fields: Any,
 ) -> list[SimulatedSubscription]:
     """``n`` new subscriptions at the simulator, stored for the partner as the subscribe
-    endpoint would store them."""
+    endpoint would store them. Each is bound to ``application_server_key``, by default
+    the partner's own VAPID public key (what its site's SDK subscribes with), so the
+    simulator answers 403 to a push signed with any other key."""
+    if application_server_key is None:
+        application_server_key = partners.vapid_public_key(db, partner_id)
     made = [sim.subscribe(application_server_key) for _ in range(n)]
     now = datetime.now(UTC)
     rows = [
