@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     # per endpoint, and their body limit.
     public_per_ip_limit: int = Field(default=600, ge=1)
     public_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Panel sign-in attempts per rolling minute per client address (a brute-force guard).
+    panel_login_per_ip_limit: int = Field(default=10, ge=1)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -1,0 +1,96 @@
+"""Charts drawn on the server as inline SVG with pygal: readable with no JavaScript, and
+nothing fetched from elsewhere (pygal's tooltip script comes from a CDN by default, so it
+is turned off with ``js=[]``; its CSS is inlined into the SVG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import pygal
+from markupsafe import Markup
+from pygal.style import Style
+
+_STYLE = Style(
+    background="transparent",
+    plot_background="transparent",
+    foreground="#1f2937",
+    foreground_strong="#111827",
+    foreground_subtle="#9ca3af",
+    opacity=".25",
+    opacity_hover=".4",
+    colors=("#2563eb", "#16a34a", "#f59e0b", "#db2777"),
+    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+    label_font_size=12,
+    major_label_font_size=12,
+    legend_font_size=13,
+    value_font_size=12,
+    tooltip_font_size=12,
+)
+
+
+def _config(**extra: object) -> dict[str, object]:
+    return {
+        "style": _STYLE,
+        "js": [],  # no CDN script
+        "disable_xml_declaration": True,  # inline in HTML
+        "explicit_size": False,  # scales with its container (viewBox)
+        "width": 800,
+        "height": 320,
+        "legend_at_bottom": True,
+        "legend_at_bottom_columns": 3,
+        "show_minor_x_labels": False,
+        "x_label_rotation": 0,
+        "truncate_label": -1,
+        "margin": 12,
+        "dots_size": 3,
+        "no_data_text": "No data yet",
+        **extra,
+    }
+
+
+def _every(n: int, labels: int = 8) -> int:
+    return max(1, -(-n // labels))
+
+
+def _svg(chart: pygal.graph.graph.Graph) -> Markup:
+    # pygal escapes the labels and values it writes; the result is SVG markup.
+    return Markup(chart.render(is_unicode=True))  # noqa: S704
+
+
+def delivery_chart(
+    points: Sequence[tuple[datetime, int, int, int]], per: str, title: str
+) -> Markup:
+    """Sent, delivered and clicked per minute or per hour (``per``)."""
+    chart = pygal.Line(
+        **_config(
+            x_labels_major_every=_every(len(points)),
+            fill=False,
+            y_title=f"per {per}",
+            title=title,
+            min_scale=2,
+        )
+    )
+    chart.x_labels = [
+        at.strftime("%H:%M" if per == "minute" else "%d %b %H:00") for at, *_ in points
+    ]
+    chart.add("sent", [p[1] for p in points])
+    chart.add("delivered", [p[2] for p in points])
+    chart.add("clicked", [p[3] for p in points])
+    return _svg(chart)
+
+
+def growth_chart(points: Sequence[tuple[date, int, int]], title: str) -> Markup:
+    """Subscriptions in total (line) and new ones each day (bars on the second axis)."""
+    chart = pygal.Line(
+        **_config(
+            x_labels_major_every=_every(len(points)),
+            fill=True,
+            title=title,
+            min_scale=2,
+        )
+    )
+    chart.x_labels = [day.strftime("%d %b") for day, *_ in points]
+    chart.add("subscriptions", [p[2] for p in points])
+    chart.add("new that day", [p[1] for p in points], secondary=True, fill=False)
+    return _svg(chart)
