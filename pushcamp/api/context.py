@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from pushcamp.errors import DependencyUnavailable
 from pushcamp.services.tokens import Authenticator, Caller
 from pushcamp.settings import Settings
 from pushcamp.store import Database
+from pushcamp.store.db import CommitGuard, commit_guard
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -78,5 +79,36 @@ async def within_deadline(request: Request, work: Awaitable[T]) -> T:
 async def call_service(
     request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
 ) -> T:
-    """Run a blocking service call in the thread pool, within the request deadline."""
-    return await within_deadline(request, run_in_threadpool(fn, *args, **kwargs))
+    """Run a blocking service call in the thread pool, within the request deadline.
+
+    At the deadline the request gets 424, and the call, which may still be waiting on
+    the database in its thread, can no longer commit (:class:`CommitGuard`): a 424 never
+    hides a write that lands once the database answers again. If its COMMIT is already
+    under way, the answer is that COMMIT's outcome, awaited up to one more deadline (only
+    a COMMIT that gets no answer at all is left in doubt, as for any database client).
+    """
+    guard = CommitGuard()
+    reset = commit_guard.set(guard)
+    try:  # the task takes a copy of this context, guard included
+        work = asyncio.ensure_future(run_in_threadpool(fn, *args, **kwargs))
+    finally:
+        commit_guard.reset(reset)
+    work.add_done_callback(_retrieve)
+    timeout = deadline_seconds(request)
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), timeout)
+    except TimeoutError:
+        pass
+    if not guard.abandon():
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), timeout)
+        except TimeoutError:
+            pass
+    raise DependencyUnavailable(f"no answer within {timeout:.0f}s")
+
+
+def _retrieve(work: asyncio.Future[Any]) -> None:
+    # An abandoned call's outcome is nobody's business any more; retrieving it keeps
+    # asyncio from logging "exception was never retrieved".
+    if not work.cancelled():
+        work.exception()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any
 
@@ -39,6 +40,60 @@ def dependency_errors() -> Iterator[None]:
         if exc.connection_invalidated:
             raise DependencyUnavailable(type(exc).__name__) from exc
         raise
+
+
+class CommitGuard:
+    """Whether the work of one request may still commit.
+
+    A request that runs past its deadline is answered 424 ("nothing was written") while
+    the thread doing its work may still be waiting on the database, and would commit once
+    the database answers again. :meth:`Database.write` asks the guard of the calling
+    context (:data:`commit_guard`) before COMMIT: once the request has been answered, the
+    transaction is rolled back instead. The API sets a guard per service call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._committing = False
+
+    def begin_commit(self) -> bool:
+        """Called before COMMIT: False if the request was already answered."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._committing = True
+            return True
+
+    def end_commit(self) -> None:
+        with self._lock:
+            self._committing = False
+
+    def abandon(self) -> bool:
+        """Called at the deadline: True if no COMMIT is under way (and none will start),
+        False if one is, and its outcome is then the request's answer."""
+        with self._lock:
+            if self._committing:
+                return False
+            self._abandoned = True
+            return True
+
+
+commit_guard: ContextVar[CommitGuard | None] = ContextVar("pushcamp_commit_guard", default=None)
+
+
+@contextmanager
+def _guarded(guard: CommitGuard | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if guard is not None:
+            guard.end_commit()
+
+
+def _may_commit(guard: CommitGuard | None) -> None:
+    if guard is not None and not guard.begin_commit():
+        raise DependencyUnavailable("the request was answered before this write finished")
 
 
 class Database:
@@ -94,16 +149,21 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any error."""
-        with dependency_errors():
+        """A write transaction: committed on success, rolled back on any error, and
+        rolled back too when the request it works for has already been answered
+        (:class:`CommitGuard`)."""
+        guard = commit_guard.get()
+        with dependency_errors(), _guarded(guard):
             if self._write_lock is None:
                 with self.engine.begin() as conn:
                     yield conn
+                    _may_commit(guard)
                 return
             with self._write_lock, self.engine.connect() as conn:
                 conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                 with conn.begin():
                     yield conn
+                    _may_commit(guard)
 
     @contextmanager
     def write_nowait(self) -> Iterator[Connection]:
