@@ -272,6 +272,32 @@ def partners_set_audience(
     )
 
 
+@partners_app.command("set-conversions")
+def partners_set_conversions(
+    partner_id: Annotated[str, typer.Argument(help="The partner id.")],
+    currency: Annotated[
+        str | None, typer.Option(help="ISO 4217 code of the site's conversion values (USD).")
+    ] = None,
+    attribution_hours: Annotated[
+        int | None,
+        typer.Option(help="A conversion counts within this many hours of the click (24)."),
+    ] = None,
+) -> None:
+    """Set how conversions are counted: their currency and the attribution window."""
+    from pushcamp.services import statistics
+
+    settings = _run(
+        statistics.set_conversion_settings,
+        partner_id,
+        currency=currency,
+        attribution_hours=attribution_hours,
+    )
+    err.print(
+        f"partner [bold]{partner_id}[/]: conversions in {settings.currency}, "
+        f"attribution window {settings.attribution_hours} h"
+    )
+
+
 @tokens_app.command("create")
 def tokens_create(
     partner_id: Annotated[str, typer.Argument(help="The partner the token acts for.")],

@@ -15,7 +15,7 @@ from pushcamp.api.context import AppContext
 from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
 from pushcamp.api.ratelimit import MemoryRateLimiter, RateLimiter
-from pushcamp.api.routes import campaigns, ops, public, sdk
+from pushcamp.api.routes import campaigns, ops, public, sdk, statistics
 from pushcamp.delivery.engine import DeliveryEngine, EngineOptions
 from pushcamp.domain.locales import is_locale
 from pushcamp.logs import get_logger
@@ -89,6 +89,7 @@ def create_app(
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(campaigns.router)
+    app.include_router(statistics.router)
     app.include_router(sdk.router)
     app.include_router(public.router)
     app.state.sites = SiteDirectory(db, ttl=settings.auth_cache_seconds)

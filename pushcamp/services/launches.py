@@ -24,6 +24,7 @@ from pushcamp.store import Database
 from pushcamp.store import campaigns as campaigns_q
 from pushcamp.store import launches as q
 from pushcamp.store import partners as partners_q
+from pushcamp.store import statistics as stats_q
 from pushcamp.store.models import utcnow
 from pushcamp.timeutil import iso
 
@@ -135,7 +136,7 @@ def launch_summaries(db: Database, partner_id: str, campaign_id: int) -> list[di
     """§2.5's ``launches``: each launch with live counters."""
     with db.read() as conn:
         launches = q.launches_of_campaign(conn, partner_id, campaign_id)
-        counts = q.delivery_counts(conn, [launch.id for launch in launches])
+        counts = stats_q.launch_counts(conn, [launch.id for launch in launches])
     return [_summary(launch, counts.get(launch.id, {})) for launch in launches]
 
 
@@ -181,7 +182,7 @@ def launch_progress(db: Database, launch_id: int) -> dict[str, Any]:
         launch = q.get_launch(conn, launch_id)
         if launch is None:
             raise NotFound(f"no launch {launch_id}")
-        counts = q.delivery_counts(conn, [launch_id]).get(launch_id, {})
+        counts = stats_q.launch_counts(conn, [launch_id]).get(launch_id, {})
     return _summary(launch, counts)
 
 

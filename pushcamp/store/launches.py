@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from pushcamp.store import statistics
 from pushcamp.store.models import (
     Delivery,
     Event,
@@ -375,10 +376,21 @@ def _insert_ignore(dialect: str) -> Any:
 _RECORD = {name: _insert_ignore(name) for name in ("postgresql", "sqlite")}
 
 
+_RECORD_COUNTED = {
+    name: stmt.returning(
+        Delivery.launch_id, Delivery.state, Delivery.reason, Delivery.device, Delivery.created_at
+    )
+    for name, stmt in _RECORD.items()
+}
+
+
 def record_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert delivery records; one that already exists (a batch taken again) is kept."""
+    """Insert delivery records; one that already exists (a batch taken again) is kept.
+    The records actually inserted are counted in the statistics counters in the same
+    transaction (store/statistics.py)."""
     if rows:
-        conn.execute(_RECORD[conn.dialect.name], list(rows))
+        inserted = conn.execute(_RECORD_COUNTED[conn.dialect.name], list(rows)).all()
+        statistics.count_deliveries(conn, inserted)
 
 
 def delivery_counts(conn: Connection, launch_ids: Sequence[int]) -> dict[int, dict[str, int]]:

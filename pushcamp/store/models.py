@@ -15,6 +15,8 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
+    SmallInteger,
     String,
     Text,
 )
@@ -64,6 +66,10 @@ class Partner(Base):
     silent_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # HMAC key for the per-delivery event tokens (services/events.py). Never returned.
     signing_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # Conversions (statistics): the one currency their values are in, and how long after
+    # a click a conversion is still attributed to the clicked launch.
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    attribution_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
 
 
 class ApiToken(Base):
@@ -214,6 +220,8 @@ class Launch(Base):
             sqlite_where=once.is_(True),
         ),
         Index("ix_launches_campaign", "campaign_id", "id"),
+        # A partner's launches, for the statistics spanning all its campaigns (0005).
+        Index("ix_launches_partner", "partner_id", "campaign_id"),
     )
 
 
@@ -294,3 +302,57 @@ class PanelSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_panel_sessions_expires", "expires_at"),)
+
+
+class LaunchStat(Base):
+    """Statistics counters, kept in the transaction that writes what they count: delivery
+    records by state and drop reason, and delivered/clicked/conversion events, per launch,
+    minute (``bucket``, UTC), metric and device (``""`` when unknown). ``shard`` spreads
+    concurrent writers of one launch over several rows (PostgreSQL row locks); readers
+    sum over it. See docs/statistics.md."""
+
+    __tablename__ = "launch_stats"
+
+    launch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(48), primary_key=True)
+    device: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    revenue: Mapped[object] = mapped_column(Numeric(20, 4))
+
+
+class Conversion(Base):
+    """A purchase on the partner's site attributed to a clicked push (contract §2.4, §3).
+    At most one per (launch, subscriber) without an order id, and one per (partner,
+    order id) with one: both enforced by partial unique indexes."""
+
+    __tablename__ = "conversions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    launch_id: Mapped[int] = mapped_column(BigInteger)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    value: Mapped[object] = mapped_column(Numeric(18, 4))
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index(
+            "uq_conversions_once",
+            "launch_id",
+            "subscriber_id",
+            unique=True,
+            postgresql_where=order_id.is_(None),
+            sqlite_where=order_id.is_(None),
+        ),
+        Index(
+            "uq_conversions_order",
+            "partner_id",
+            "order_id",
+            unique=True,
+            postgresql_where=order_id.isnot(None),
+            sqlite_where=order_id.isnot(None),
+        ),
+    )

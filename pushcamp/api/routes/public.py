@@ -21,9 +21,11 @@ from pushcamp.api.schemas import ErrorBody, RateLimitedBody
 from pushcamp.domain import text
 from pushcamp.domain.event_tokens import peek_partner
 from pushcamp.domain.partners import PARTNER_ID_PATTERN
+from pushcamp.domain.statistics import parse_conversion
 from pushcamp.domain.subscribers import parse_subscription
 from pushcamp.errors import InvalidRequest, NotFound, RateLimited
 from pushcamp.services import events as event_service
+from pushcamp.services import statistics as statistics_service
 from pushcamp.services import subscribers as service
 from pushcamp.services.sites import SiteDirectory
 from pushcamp.store.partners import SiteSettings
@@ -86,6 +88,18 @@ class TokenEventRequest(_Strict):
 
 class VisitEventRequest(EndpointRequest):
     type: Literal["visit"]
+
+
+class ConversionEventRequest(_Strict):
+    """A purchase on the partner's site after a click (contract §2.4, §3)."""
+
+    type: Literal["conversion"]
+    token: str = Field(
+        min_length=1, max_length=512, description="The clicked notification's event token"
+    )
+    value: float = Field(ge=0, description="In the partner's currency; 4 decimals kept")
+    currency: str = Field(description="ISO 4217, the partner's currency", examples=["USD"])
+    order_id: str | None = Field(None, max_length=64, description="Counted once per order")
 
 
 class _SubscribeEnvelope(_Strict):
@@ -271,10 +285,11 @@ async def unsubscribe(request: Request) -> JSONResponse:
             "oneOf": [
                 TokenEventRequest.model_json_schema(),
                 VisitEventRequest.model_json_schema(),
+                ConversionEventRequest.model_json_schema(),
             ]
         }
     ),
-    summary="A service worker's delivered/clicked/closed, or a page's visit",
+    summary="A service worker's delivered/clicked/closed, or a page's visit or conversion",
 )
 async def post_event(request: Request) -> JSONResponse:
     limit_address(request, "events")
@@ -286,6 +301,8 @@ async def post_event(request: Request) -> JSONResponse:
         endpoint = _text("endpoint", visit.endpoint)
         await call_service(request, service.visit, db, visited.partner_id, endpoint, _now())
         return JSONResponse({"success": True})
+    if isinstance(data, dict) and data.get("type") == "conversion":
+        return await _conversion(request, data)
     event = validate(TokenEventRequest, data)
     # The partner comes from the token; its signature is checked with that partner's key.
     partner_id = peek_partner(event.token)
@@ -299,6 +316,31 @@ async def post_event(request: Request) -> JSONResponse:
         raise InvalidRequest.of("partner_id", "is not the token's partner")
     await call_service(
         request, event_service.record_event, db, site.signing_key, event.type, event.token, _now()
+    )
+    return JSONResponse({"success": True})
+
+
+async def _conversion(request: Request, data: dict[str, Any]) -> JSONResponse:
+    """A conversion: attributed through the click's token, whose partner it is."""
+    token = data.get("token")
+    if not isinstance(token, str) or not 1 <= len(token) <= 512:
+        raise InvalidRequest.of("token", "is required: the clicked notification's event token")
+    conversion = parse_conversion(data.get("value"), data.get("currency"), data.get("order_id"))
+    partner_id = peek_partner(token)
+    if partner_id is None:
+        raise InvalidRequest.of("token", "malformed event token")
+    site = await load_site(request, partner_id)
+    check_origin(request, site)
+    if site is None:
+        raise InvalidRequest.of("token", "invalid signature")
+    await call_service(
+        request,
+        statistics_service.record_conversion,
+        context(request).db,
+        site.signing_key,
+        token,
+        conversion,
+        _now(),
     )
     return JSONResponse({"success": True})
 
