@@ -553,8 +553,11 @@ def launches_resume(launch_id: Annotated[int, typer.Argument(help="The launch id
     """Let a paused launch go on (after fixing what paused it, e.g. the VAPID key)."""
     from pushcamp.services import launches
 
-    _run(launches.resume_launch, launch_id)
-    err.print(f"launch {launch_id} resumed; a running server picks it up within a second")
+    retried = _run(launches.resume_launch, launch_id)
+    err.print(
+        f"launch {launch_id} resumed ({retried} refused subscriber(s) tried again); "
+        "a running server picks it up within a second"
+    )
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -38,7 +38,9 @@ from pushcamp.domain.launches import (
     DeliveryState,
     DropReason,
     LaunchStatus,
+    audience_language,
     build_payload,
+    counts_towards_pause,
     frequency_capped,
     in_silent_hours,
     local_minutes,
@@ -58,7 +60,6 @@ from pushcamp.webpush import (
     InvalidSubscription,
     PushOptions,
     PushResult,
-    Rejected,
     Sent,
     Subscription,
     TooLarge,
@@ -85,6 +86,10 @@ class EngineOptions:
     timeout: float = 10.0
     max_attempts: int = 4
     max_retry_after: float = 60.0
+    # When a launch pauses, the messages already posted are given this long to be
+    # answered and recorded (so a resume does not send them again) before the rest are
+    # abandoned. A stop (the campaign deleted) abandons them at once.
+    drain_seconds: float = 15.0
     vapid_subject: str = "mailto:push@pushcamp.dev"
     # Extra push-service hosts (PUSHCAMP_PUSH_ALLOWED_HOSTS), checked again at send time.
     allowed_hosts: frozenset[str] = frozenset()
@@ -96,7 +101,8 @@ class _LaunchState:
     """What a worker process knows of one launch while sending it."""
 
     attempts: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    # Refusals that say the sender is wrong (counts_towards_pause), by status and reason.
+    sender_refused: Counter[str] = field(default_factory=Counter)
 
 
 class DeliveryEngine:
@@ -249,6 +255,13 @@ class DeliveryEngine:
             launch = q.get_launch(conn, batch.launch_id) if ended else None
             if launch is not None:
                 campaigns_q.set_status(conn, launch.campaign_id, CampaignStatus.SENT, now)
+                # Sender refusals too few to pause are final now.
+                q.settle_reason(
+                    conn,
+                    launch.id,
+                    DropReason.SENDER_REFUSED,
+                    DropReason.SERVICE_PROVIDER_ERRORS,
+                )
             return True
 
         if await self._tx(finish):
@@ -276,11 +289,12 @@ class DeliveryEngine:
                 started=True,
             )
         request = request_from_dict(launch.request)
+        campaign = await self._read(campaigns_q.get_campaign, launch.partner_id, launch.campaign_id)
         state = self._launches.setdefault(launch.id, _LaunchState())
         vapid = self._vapid(launch.partner_id, ctx.vapid_private_key)
         options = PushOptions(ttl=min(request.ttl, 28 * 24 * 3600), topic=launch.topic, vapid=vapid)
         events_url = self.options.events_url()
-        language = request.language
+        language = audience_language(request.language, campaign.language if campaign else None)
         target = (request.target.attribute, request.target.values) if request.target else None
         after = 0
         while True:
@@ -332,12 +346,24 @@ class DeliveryEngine:
                 )
                 by_endpoint[r.endpoint] = r
                 messages.append((subscription, payload, options))
+            halt = asyncio.Event()
             sending = asyncio.create_task(
-                self._send_page(launch.id, messages, by_endpoint, recorder, state)
+                self._send_page(
+                    launch.id, _until(halt, messages), by_endpoint, recorder, state, halt
+                )
             )
             watching = asyncio.create_task(self._watch(launch.id))
             try:
                 await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+                paused_elsewhere = (
+                    watching.done()
+                    and watching.exception() is None
+                    and watching.result() == LaunchStatus.PAUSED
+                )
+                if not sending.done() and paused_elsewhere:
+                    # Paused elsewhere: post nothing more, but record what is answered.
+                    halt.set()
+                    await asyncio.wait({sending}, timeout=self.options.drain_seconds)
             finally:
                 for task in (sending, watching):
                     task.cancel()
@@ -345,44 +371,52 @@ class DeliveryEngine:
                 await recorder.flush()  # whatever was answered before a stop is recorded
             if not sending.cancelled() and sending.exception() is not None:
                 raise sending.exception()  # type: ignore[misc]
-            if watching.done() and not watching.cancelled() or not sending.result():
+            if halt.is_set() or sending.cancelled() or not sending.result():
                 return False
 
-    async def _watch(self, launch_id: int) -> None:
-        """Return as soon as the launch is no longer runnable (stopped by a delete,
-        paused by someone else): the page being sent is then abandoned."""
+    async def _watch(self, launch_id: int) -> str | None:
+        """Return the launch's status as soon as it is no longer runnable (stopped by a
+        delete, paused by another worker; None: gone): the page is then abandoned."""
         while True:
             await asyncio.sleep(STOP_CHECK_SECONDS)
             launch = await self._read(q.get_launch, launch_id)
             if launch is None or launch.status not in RUNNABLE:
-                return
+                return None if launch is None else launch.status
 
     async def _send_page(
         self,
         launch_id: int,
-        messages: list[tuple[Subscription, bytes, PushOptions]],
+        messages: Iterator[tuple[Subscription, bytes, PushOptions]],
         by_endpoint: dict[str, q.Recipient],
         recorder: _Recorder,
         state: _LaunchState,
+        halt: asyncio.Event,
     ) -> bool:
-        """Send one page and record the outcomes; False if the launch paused itself."""
+        """Send one page and record the outcomes; False if the launch paused itself.
+        Pausing sets ``halt``: nothing more is posted, and the answers to the messages
+        already posted are still recorded, so a resume does not send them again."""
         assert self._sender is not None
+        paused = False
         async for result in self._sender.send_many(messages):
-            recorder.outcome(by_endpoint[result.subscription.endpoint], result)
+            recipient = by_endpoint[result.subscription.endpoint]
+            recorder.outcome(recipient, result)
             state.attempts += 1
-            if (
-                isinstance(result.outcome, Rejected | AuthRejected)
-                and result.outcome.status is not None
-            ):
-                reason = f"{result.outcome.status} {result.detail[:80]}".strip()
-                state.rejected[reason] += 1
+            outcome = result.outcome
+            if counts_towards_pause(isinstance(outcome, AuthRejected), recipient.vouched):
+                status = getattr(outcome, "status", None)
+                state.sender_refused[f"{status} {result.detail[:80]}".strip()] += 1
             if recorder.pending >= self.options.record_every:
                 await recorder.flush()
-            if state.rejected and should_pause(state.attempts, state.rejected.most_common(1)[0][1]):
+            if (
+                not paused
+                and state.sender_refused
+                and should_pause(state.attempts, state.sender_refused.most_common(1)[0][1])
+            ):
+                paused = True
+                halt.set()
                 await recorder.flush()
                 await self._pause(launch_id, state)
-                return False
-        return True
+        return not paused
 
     async def _drop_by_rules(
         self, page: Sequence[q.Recipient], ctx: SenderContext, recorder: _Recorder, now: datetime
@@ -405,16 +439,27 @@ class DeliveryEngine:
         return keep
 
     async def _pause(self, launch_id: int, state: _LaunchState) -> None:
-        reason, count = state.rejected.most_common(1)[0]
+        reason, count = state.sender_refused.most_common(1)[0]
         text = (
-            f"paused: {count} of {state.attempts} messages were refused by the push service "
-            f"({reason}); check the partner's VAPID key, then resume the launch"
+            f"paused: {count} of {state.attempts} messages were refused with {reason} by "
+            "the push service, from subscriptions that accepted this partner's pushes "
+            "before or were imported: the push service no longer accepts the partner's "
+            "VAPID key. Put back the key pair these subscriptions were made with "
+            f"(pushcamp vapid import), then run: pushcamp launches resume {launch_id}"
         )
         log.warning("launch %d %s", launch_id, text)
         await self._tx(
             q.set_status, launch_id, LaunchStatus.PAUSED, only_from=RUNNABLE, reason=text
         )
         self._launches.pop(launch_id, None)
+
+
+def _until(halt: asyncio.Event, items: Sequence[T]) -> Iterator[T]:
+    """``items`` one by one, until ``halt`` is set (read lazily by the sender)."""
+    for item in items:
+        if halt.is_set():
+            return
+        yield item
 
 
 class _Recorder:
@@ -426,6 +471,7 @@ class _Recorder:
         self.launch_id = launch_id
         self.rows: list[dict[str, Any]] = []
         self.gone: list[int] = []
+        self.accepted: list[int] = []
 
     @property
     def pending(self) -> int:
@@ -455,23 +501,32 @@ class _Recorder:
         if isinstance(outcome, Sent):
             PUSHES.labels("sent").inc()
             self._add(r, DeliveryState.SENT, None, status)
+            if not r.vouched:
+                self.accepted.append(r.id)
         elif isinstance(outcome, Gone):
             self.gone.append(r.id)
             self.drop(r, DropReason.UNSUBSCRIPTIONS, status)
         elif isinstance(outcome, TooLarge):
             self.drop(r, DropReason.TOO_LARGE, status)
-        else:  # Rejected, or RetryAfter / Transient after the last retry
+        elif counts_towards_pause(isinstance(outcome, AuthRejected), r.vouched):
+            # Provisional: tried again on resume; serviceProviderErrors if the launch ends.
+            self.drop(r, DropReason.SENDER_REFUSED, status)
+        else:
+            # Rejected (400, other 4xx, a 401/403 from a subscription not vouched for),
+            # RetryAfter / Transient after the last retry, or any other failure. Only
+            # 404/410 say a subscription is gone: nothing here deactivates it.
             self.drop(r, DropReason.SERVICE_PROVIDER_ERRORS, status)
 
     async def flush(self) -> None:
         if not self.rows:
             return
-        rows, gone = self.rows, self.gone
-        self.rows, self.gone = [], []
+        rows, gone, accepted = self.rows, self.gone, self.accepted
+        self.rows, self.gone, self.accepted = [], [], []
         partner_id = self.partner_id
 
         def write(conn: Connection) -> None:
             q.record_deliveries(conn, rows)
+            q.mark_accepted(conn, accepted, utcnow())
             if gone:
                 subs_q.deactivate_ids(conn, partner_id, gone, "gone", utcnow())
 

@@ -19,6 +19,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pushcamp.domain import campaigns, text
+from pushcamp.domain.locales import ALL_LANGUAGES
 from pushcamp.domain.subscribers import (
     ATTRIBUTE_NAME,
     ATTRIBUTE_VALUE_MAX_CHARS,
@@ -46,6 +47,8 @@ __all__ = [
     "TOPIC_MAX_CHARS",
     "TTL_MAX_SECONDS",
     "URL_MAX_CHARS",
+    "audience_language",
+    "counts_towards_pause",
     "DeliveryState",
     "DropReason",
     "LaunchRequest",
@@ -107,6 +110,11 @@ class DropReason(StrEnum):
     SERVICE_PROVIDER_ERRORS = "serviceProviderErrors"
     INTERNAL_ERRORS = "internalErrors"
     TOO_LARGE = "payloadTooLarge"
+    # Provisional: a vouched-for subscription answered 401/403 (the sender is wrong).
+    # Counted towards a pause; a resume removes these records so that the subscribers
+    # are tried again, and a launch that ends without pausing turns them into
+    # serviceProviderErrors (docs/delivery.md).
+    SENDER_REFUSED = "senderRefused"
 
 
 class DeliveryState(StrEnum):
@@ -583,16 +591,40 @@ def frequency_capped(sent_last_24h: int, cap: int | None) -> bool:
     return sent_last_24h >= cap
 
 
+def audience_language(launch_language: str | None, campaign_language: str | None) -> str | None:
+    """The language a launch's subscribers must have (contract §2.2): the launch's
+    ``language`` when it names one, else the campaign's; None (no language filter) when
+    the one chosen is ``all_ALL``. So a launch may narrow an ``all_ALL`` campaign to one
+    locale, and a launch with ``all_ALL`` widens a campaign of one locale to everyone."""
+    chosen = launch_language if launch_language is not None else campaign_language
+    if chosen is None or chosen == ALL_LANGUAGES:
+        return None
+    return chosen
+
+
 # --- pausing ----------------------------------------------------------------------------
 
 
-def should_pause(attempts: int, rejected_same_reason: int) -> bool:
-    """Whether a launch should pause because most of its messages are being rejected for
-    one reason (a revoked VAPID key, a misconfigured push service, ...): sending on would
-    only burn the audience. Needs :data:`PAUSE_MIN_ATTEMPTS` attempts, so a few early
-    failures do not pause, and a share of at least :data:`PAUSE_REJECT_RATIO`."""
+def counts_towards_pause(auth_rejected: bool, vouched: bool) -> bool:
+    """Whether one refusal says the *sender* is wrong, and so counts towards a pause.
+
+    Only a 401/403 (``auth_rejected``: the push service refuses the VAPID key or the
+    sender) from a *vouched-for* subscription does: one that accepted a push from this
+    partner before, or that the operator imported. Anyone can register subscriptions
+    through the public endpoint that answer 400 or 403 (made for another
+    ``applicationServerKey``, or junk); those are dropped and never pause a launch."""
+    return auth_rejected and vouched
+
+
+def should_pause(attempts: int, sender_refusals: int) -> bool:
+    """Whether a launch should pause because most of its messages are refused for the
+    sender's sake (a VAPID key the push service no longer accepts): sending on would only
+    burn the audience. ``sender_refusals`` counts refusals for which
+    :func:`counts_towards_pause` holds, with one status. Needs
+    :data:`PAUSE_MIN_ATTEMPTS` attempts, so a few early failures do not pause, and a share
+    of at least :data:`PAUSE_REJECT_RATIO`."""
     if attempts < PAUSE_MIN_ATTEMPTS:
         return False
     # Division of two exact integers rounds to the double nearest the true share, so a
     # share of exactly 4/5 compares equal to 0.8 (``0.8 * attempts`` would not always).
-    return rejected_same_reason / attempts >= PAUSE_REJECT_RATIO
+    return sender_refusals / attempts >= PAUSE_REJECT_RATIO

@@ -320,7 +320,7 @@ class _BatchWriter:
             try:
                 with self._db.write() as conn:
                     q.upsert_subscriptions(
-                        conn, self._partner_id, subs, self._now(), self._engaged_at
+                        conn, self._partner_id, subs, self._now(), self._engaged_at, imported=True
                     )
             except BaseException as exc:  # handed to the caller's thread
                 self._failure = exc

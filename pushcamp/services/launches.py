@@ -4,6 +4,7 @@ or resume it. Sending is the delivery engine's job; this only writes the outbox.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from pushcamp.domain.campaigns import CampaignStatus
 from pushcamp.domain.launch_codec import request_to_dict
 from pushcamp.domain.launches import (
+    DropReason,
     LaunchStatus,
     check_payload,
     fingerprint,
@@ -166,15 +168,34 @@ def stop_launches(conn: Any, partner_id: str, campaign_id: int) -> int:
     return q.stop_campaign_launches(conn, partner_id, campaign_id, LIVE, utcnow())
 
 
-def resume_launch(db: Database, launch_id: int) -> None:
-    """Let a paused launch go on (after its cause, e.g. the VAPID key, was fixed)."""
-    with db.write() as conn:
-        launch = q.get_launch(conn, launch_id)
-        if launch is None:
-            raise NotFound(f"no launch {launch_id}")
-        if launch.status != LaunchStatus.PAUSED:
-            raise InvalidRequest.of("launch_id", f"is {launch.status}, not Paused")
-        q.set_status(conn, launch_id, LaunchStatus.SENDING, only_from=(LaunchStatus.PAUSED,))
+def resume_launch(db: Database, launch_id: int, *, wait_seconds: float = 120.0) -> int:
+    """Let a paused launch go on (after its cause, e.g. the VAPID key, was fixed).
+
+    In one transaction: the launch is ``Sending`` again, the provisional records of the
+    refusals that paused it (``senderRefused``) are removed and the batches holding them
+    are pending again, so those subscribers are tried again and everyone else with a
+    record is skipped. Waits first (up to ``wait_seconds``) while a worker still holds
+    one of the launch's batches, recording the answers to messages it posted before the
+    pause. Returns how many subscribers will be tried again."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with db.write() as conn:
+            launch = q.get_launch(conn, launch_id)
+            if launch is None:
+                raise NotFound(f"no launch {launch_id}")
+            if launch.status != LaunchStatus.PAUSED:
+                raise InvalidRequest.of("launch_id", f"is {launch.status}, not Paused")
+            if q.live_claims(conn, launch_id, utcnow()) == 0:
+                retried = q.reopen_sender_refused(conn, launch_id, DropReason.SENDER_REFUSED)
+                q.set_status(
+                    conn, launch_id, LaunchStatus.SENDING, only_from=(LaunchStatus.PAUSED,)
+                )
+                return retried
+        if time.monotonic() > deadline:
+            raise InvalidRequest.of(
+                "launch_id", "is still recording answers to messages posted before the pause"
+            )
+        time.sleep(0.2)
 
 
 def launch_progress(db: Database, launch_id: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -297,6 +297,9 @@ class Recipient:
     auth: str
     timezone: str | None
     device: str | None
+    # Accepted a push from the partner before, or imported by the operator: its 401/403
+    # says the sender is wrong (domain.launches.counts_towards_pause).
+    vouched: bool
 
 
 _BUILTIN_COLUMNS = {
@@ -324,7 +327,15 @@ def audience_page(
     target, engaged since ``engaged_since`` (None: engagement not required)."""
     s = Subscriber
     stmt = (
-        select(s.id, s.endpoint, s.p256dh, s.auth, s.timezone, s.device)
+        select(
+            s.id,
+            s.endpoint,
+            s.p256dh,
+            s.auth,
+            s.timezone,
+            s.device,
+            or_(s.first_accepted_at.is_not(None), s.imported_at.is_not(None)),
+        )
         .where(
             s.partner_id == partner_id,
             s.active.is_(True),
@@ -345,7 +356,7 @@ def audience_page(
         stmt = stmt.where(column.in_(list(values)))
     if engaged_since is not None:
         stmt = stmt.where(s.last_engaged_at >= engaged_since)
-    return [Recipient(*row) for row in conn.execute(stmt).all()]
+    return [Recipient(*row[:6], vouched=bool(row[6])) for row in conn.execute(stmt).all()]
 
 
 def recent_push_counts(
@@ -391,6 +402,69 @@ def record_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         inserted = conn.execute(_RECORD_COUNTED[conn.dialect.name], list(rows)).all()
         statistics.count_deliveries(conn, inserted)
+
+
+def mark_accepted(conn: Connection, subscriber_ids: Sequence[int], now: datetime) -> None:
+    """Note that these subscriptions accepted a push (the first time only): from now on
+    they are vouched for. Written with the delivery records, in the same transaction."""
+    if subscriber_ids:
+        conn.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(list(subscriber_ids)), Subscriber.first_accepted_at.is_(None))
+            .values(first_accepted_at=now)
+        )
+
+
+def live_claims(conn: Connection, launch_id: int, now: datetime) -> int:
+    """Batches of the launch a worker still holds under a lease that has not run out
+    (it is still recording the answers of messages in flight)."""
+    return conn.execute(
+        select(func.count())
+        .select_from(LaunchBatch)
+        .where(
+            LaunchBatch.launch_id == launch_id,
+            LaunchBatch.status == BATCH_CLAIMED,
+            LaunchBatch.claimed_until >= now,
+        )
+    ).scalar_one()
+
+
+def reopen_sender_refused(conn: Connection, launch_id: int, reason: str) -> int:
+    """For a resume: remove the launch's provisional records of ``reason`` (refusals that
+    said the sender was wrong) and make the batches holding them pending again, so those
+    subscribers are tried again while everyone else with a record is skipped. Returns
+    how many records were removed."""
+    refused = exists().where(
+        Delivery.launch_id == launch_id,
+        Delivery.reason == reason,
+        Delivery.subscriber_id >= LaunchBatch.lo,
+        Delivery.subscriber_id <= LaunchBatch.hi,
+    )
+    conn.execute(
+        update(LaunchBatch)
+        .where(LaunchBatch.launch_id == launch_id, LaunchBatch.status == BATCH_DONE, refused)
+        .values(status=BATCH_PENDING, claimed_by=None, claimed_until=None)
+    )
+    removed = conn.execute(
+        delete(Delivery).where(Delivery.launch_id == launch_id, Delivery.reason == reason)
+    ).rowcount
+    done = (
+        select(func.count())
+        .select_from(LaunchBatch)
+        .where(LaunchBatch.launch_id == launch_id, LaunchBatch.status == BATCH_DONE)
+        .scalar_subquery()
+    )
+    conn.execute(update(Launch).where(Launch.id == launch_id).values(batches_done=done))
+    return int(removed)
+
+
+def settle_reason(conn: Connection, launch_id: int, provisional: str, final: str) -> None:
+    """A launch that ended: its provisional drop records become final ones."""
+    conn.execute(
+        update(Delivery)
+        .where(Delivery.launch_id == launch_id, Delivery.reason == provisional)
+        .values(reason=final)
+    )
 
 
 def delivery_counts(conn: Connection, launch_ids: Sequence[int]) -> dict[int, dict[str, int]]:

@@ -32,6 +32,8 @@ def _upsert(dialect: str, with_attributes: bool) -> Any:
         "deactivated_at": None,
         "deactivated_reason": None,
         "last_engaged_at": func.coalesce(new.last_engaged_at, c.last_engaged_at),
+        # Once imported by the operator, vouched for (a later public subscribe keeps it).
+        "imported_at": func.coalesce(c.imported_at, new.imported_at),
     }
     values.update({name: func.coalesce(new[name], c[name]) for name in _KEPT_IF_ABSENT})
     if with_attributes:
@@ -47,7 +49,11 @@ _UPSERTS = {
 
 
 def _row(
-    partner_id: str, sub: NewSubscription, now: datetime, engaged: datetime | None
+    partner_id: str,
+    sub: NewSubscription,
+    now: datetime,
+    engaged: datetime | None,
+    imported: bool,
 ) -> dict[str, Any]:
     return {
         "partner_id": partner_id,
@@ -64,6 +70,7 @@ def _row(
         "created_at": now,
         "updated_at": now,
         "last_engaged_at": sub.last_engaged_at or engaged,
+        "imported_at": now if imported else None,
     }
 
 
@@ -73,14 +80,17 @@ def upsert_subscriptions(
     subs: Sequence[NewSubscription],
     now: datetime,
     engaged_at: datetime | None = None,
+    *,
+    imported: bool = False,
 ) -> None:
     """Insert or update (by endpoint) a batch of subscriptions; each becomes active again.
     ``engaged_at`` is the engagement time for rows that do not carry their own (None:
-    leave it as stored). Attributes are replaced only where the subscription sent some."""
+    leave it as stored). Attributes are replaced only where the subscription sent some.
+    ``imported``: the operator vouches for these rows (``pushcamp subscribers import``)."""
     dialect = conn.dialect.name
     for with_attrs in (True, False):
         rows = [
-            _row(partner_id, s, now, engaged_at)
+            _row(partner_id, s, now, engaged_at, imported)
             for s in subs
             if (s.attributes is not None) is with_attrs
         ]

@@ -23,8 +23,10 @@ from pushcamp.domain.launches import (
     LaunchRequest,
     LaunchStatus,
     Target,
+    audience_language,
     build_payload,
     check_payload,
+    counts_towards_pause,
     engaged,
     engagement_cutoff,
     fingerprint,
@@ -793,6 +795,39 @@ def test_pause_when_most_are_rejected_for_one_reason(
     assert should_pause(attempts, rejected) is pause
 
 
+@pytest.mark.parametrize(
+    ("auth_rejected", "vouched", "counts"),
+    [
+        (True, True, True),  # a subscription that worked refuses the sender: the key
+        (True, False, False),  # public junk made for another key: a drop, nothing more
+        (False, True, False),  # 400, other 4xx, 5xx after retries: never the sender's
+        (False, False, False),
+    ],
+)
+def test_only_vouched_for_sender_refusals_count_towards_a_pause(
+    auth_rejected: bool, vouched: bool, counts: bool
+) -> None:
+    assert counts_towards_pause(auth_rejected, vouched) is counts
+
+
+@pytest.mark.parametrize(
+    ("launch", "campaign", "audience"),
+    [
+        (None, "tr_TR", "tr_TR"),  # the published launch body has no language
+        ("en_US", "tr_TR", "en_US"),
+        ("all_ALL", "tr_TR", None),
+        (None, "all_ALL", None),
+        ("en_GB", "all_ALL", "en_GB"),
+        ("all_ALL", "all_ALL", None),
+        (None, None, None),
+    ],
+)
+def test_audience_language_is_the_launch_s_else_the_campaign_s(
+    launch: str | None, campaign: str | None, audience: str | None
+) -> None:
+    assert audience_language(launch, campaign) == audience
+
+
 def test_pause_threshold_is_exact_for_every_attempt_count() -> None:
     for attempts in range(PAUSE_MIN_ATTEMPTS, 2000):
         threshold = -(-attempts * 4 // 5)  # ceil(0.8 * attempts) in integers
@@ -824,6 +859,7 @@ def test_drop_reasons_are_the_statistics_labels() -> None:
         "serviceProviderErrors",
         "internalErrors",
         "payloadTooLarge",
+        "senderRefused",  # provisional: removed by a resume, else serviceProviderErrors
     }
 
 

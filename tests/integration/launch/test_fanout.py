@@ -16,7 +16,6 @@ from pushcamp.domain.launches import topic_for
 from pushcamp.store import Database
 from pushcamp.store.models import Delivery, Partner, Subscriber
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
-from pushcamp.webpush import Vapid
 from tests.integration.launch.conftest import (
     add_subscribers,
     create_campaign,
@@ -220,24 +219,6 @@ def test_push_service_answers_gone_too_large_and_errors(
     second = wait_for_launches(client, tenant, campaign_id, count=2, timeout=90)[1]
     assert second["targeted"] == 6
     assert sim.attempts(gone) == 1 and sim.attempts(not_found) == 1
-
-
-def test_launch_pauses_when_the_push_service_refuses_our_vapid_key(
-    client: httpx.Client, tenant, db: Database, sim: PushServiceSimulator
-) -> None:
-    other_key = Vapid.generate("mailto:ops@pushcamp.dev").public_key
-    add_subscribers(db, tenant.partner_id, sim, 700, application_server_key=other_key)
-    campaign_id = create_campaign(client, tenant)
-    assert (
-        client.post(
-            f"/v1/single/{campaign_id}", json=launch_body(tenant.partner_id), headers=tenant.auth
-        ).status_code
-        == 200
-    )
-    [launch] = wait_for_launches(client, tenant, campaign_id)
-    assert launch["status"] == "Paused"
-    assert "VAPID" in launch["paused_reason"] or "403" in launch["paused_reason"]
-    assert launch["targeted"] < 700  # it did not burn the whole audience
 
 
 def test_delete_stops_a_running_launch_and_frees_the_title(
