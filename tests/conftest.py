@@ -152,3 +152,32 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"pushcamp {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+def recorded_launch(db: Database, partner_id: str) -> int:
+    """A real launch of the partner (a campaign and its launch row, ended, with nothing
+    to send): what an event token must name for its events to count."""
+    from datetime import UTC, datetime
+
+    from pushcamp.store import campaigns as campaigns_q
+    from pushcamp.store import launches as launches_q
+
+    row = campaigns_q.NewCampaignRow(
+        partner_id=partner_id,
+        title=f"events {secrets.token_hex(6)}",
+        language="all_ALL",
+        is_all=False,
+        status="Sent",
+    )
+    with db.write() as conn:
+        [campaign_id] = campaigns_q.insert_campaigns(conn, [row])
+        assert campaign_id is not None
+        return launches_q.insert_launch(
+            conn,
+            partner_id=partner_id,
+            campaign_id=campaign_id,
+            once=False,
+            status="Sent",
+            request={},
+            now=datetime.now(UTC),
+        )

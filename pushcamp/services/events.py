@@ -1,6 +1,7 @@
 """Events reported by service workers: ``delivered``, ``clicked``, ``closed`` (contract
-§3). Only a token signed with the partner's key counts, and each (launch, subscriber,
-type) counts at most once, so statistics can be neither forged nor inflated."""
+§3). Only a token signed with the partner's key, naming one of that partner's launches,
+counts, and each (launch, subscriber, type) counts at most once, so statistics can be
+neither forged nor inflated."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pushcamp.domain.event_tokens import EventClaim, verify
 from pushcamp.errors import InvalidRequest
 from pushcamp.store import Database
 from pushcamp.store import events as q
-from pushcamp.store import statistics as stats_queries
 from pushcamp.store import subscribers as subscriber_queries
 
 EVENT_TYPES = ("delivered", "clicked", "closed")
@@ -21,20 +21,21 @@ EVENT_TYPES = ("delivered", "clicked", "closed")
 def record_event(
     db: Database, signing_key: bytes, event_type: str, token: str, now: datetime
 ) -> EventClaim:
-    """Verify ``token`` with the partner's key and store the event; a click also counts
-    as engagement. A replay is refused (400) and stored nowhere."""
+    """Verify ``token`` with the partner's key and store the event, if the launch it
+    names is that partner's; a click also counts as engagement. A replay, or a token
+    naming another partner's launch, is refused (400) and stored nowhere."""
     if event_type not in EVENT_TYPES:
         raise InvalidRequest.of("type", f"must be one of {', '.join(EVENT_TYPES)} or visit")
     claim = verify(signing_key, token, int(now.timestamp()))
     try:
         with db.write() as conn:
-            q.insert_event(
+            recorded = q.insert_event(
                 conn, claim.partner_id, claim.launch_id, claim.subscriber_id, event_type, now
             )
-            if event_type in ("delivered", "clicked"):
-                stats_queries.count_event(
-                    conn, claim.partner_id, claim.launch_id, claim.subscriber_id, event_type, now
-                )
+            if not recorded:
+                # Signed with the partner's key but naming a launch that is not the
+                # partner's (or none): refused like a forged token, nothing written.
+                raise InvalidRequest.of("token", "names no launch of its partner")
             if event_type == "clicked":
                 subscriber_queries.touch_engagement(
                     conn, claim.partner_id, now, subscriber_id=claim.subscriber_id

@@ -4,10 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import BigInteger, DateTime, String, bindparam, exists, insert, select
 from sqlalchemy.engine import Connection
 
-from pushcamp.store.models import Event
+from pushcamp.store.models import Event, Launch
+
+# INSERT ... SELECT the event's values WHERE the launch is the partner's: the ownership
+# check and the write are one statement, so nothing can change between them.
+_INSERT_IF_OWNED = (
+    insert(Event)
+    .from_select(
+        ["partner_id", "launch_id", "subscriber_id", "type", "created_at"],
+        select(
+            bindparam("partner_id", type_=String),
+            bindparam("launch_id", type_=BigInteger),
+            bindparam("subscriber_id", type_=BigInteger),
+            bindparam("type", type_=String),
+            bindparam("created_at", type_=DateTime(timezone=True)),
+        ).where(
+            exists().where(
+                Launch.id == bindparam("launch_id", type_=BigInteger),
+                Launch.partner_id == bindparam("partner_id", type_=String),
+            )
+        ),
+    )
+    .returning(Event.id)
+)
 
 
 def insert_event(
@@ -17,15 +39,18 @@ def insert_event(
     subscriber_id: int,
     event_type: str,
     now: datetime,
-) -> None:
-    """Record one event. A second one for the same (launch, subscriber, type) raises
+) -> bool:
+    """Record one event if ``launch_id`` is a launch of ``partner_id``; False (nothing
+    written) otherwise. A second one for the same (launch, subscriber, type) raises
     ``IntegrityError`` from the unique index ``uq_events_once``: the caller refuses it."""
-    conn.execute(
-        insert(Event).values(
-            partner_id=partner_id,
-            launch_id=launch_id,
-            subscriber_id=subscriber_id,
-            type=event_type,
-            created_at=now,
-        )
-    )
+    inserted = conn.execute(
+        _INSERT_IF_OWNED,
+        {
+            "partner_id": partner_id,
+            "launch_id": launch_id,
+            "subscriber_id": subscriber_id,
+            "type": event_type,
+            "created_at": now,
+        },
+    ).scalar_one_or_none()
+    return inserted is not None

@@ -11,7 +11,7 @@ import pytest
 
 from pushcamp.domain.event_tokens import sign
 from pushcamp.store import Database
-from tests.conftest import Tenant
+from tests.conftest import Tenant, recorded_launch
 from tests.integration.subscribers.conftest import (
     events,
     set_site,
@@ -152,8 +152,9 @@ def test_events_take_the_partner_from_the_token(
     body = subscription(shop)
     client.post("/v1/subscriptions", json=body)
     sub_id = int(subscriber(db, shop.partner_id, body["endpoint"])["id"])
+    launch = recorded_launch(db, shop.partner_id)
     token = sign(
-        signing_key(db, shop.partner_id), shop.partner_id, 77, sub_id, int(time.time()) + 60
+        signing_key(db, shop.partner_id), shop.partner_id, launch, sub_id, int(time.time()) + 60
     )
     other = make_tenant()
     set_site(db, other, EVIL)

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from pushcamp.domain.event_tokens import sign
 from pushcamp.store import Database
 from pushcamp.store.models import Subscriber
-from tests.conftest import Tenant
+from tests.conftest import Tenant, recorded_launch
 from tests.integration.subscribers.conftest import (
     events,
     signing_key,
@@ -28,7 +28,8 @@ def later() -> int:
 
 
 def launch_id() -> int:
-    return secrets.randbelow(10**12) + 1
+    """An id no launch has (launch ids are far below this in any test database)."""
+    return secrets.randbelow(10**12) + 10**12
 
 
 def subscribed(client: httpx.Client, tenant: Tenant, db: Database) -> int:
@@ -38,7 +39,8 @@ def subscribed(client: httpx.Client, tenant: Tenant, db: Database) -> int:
 
 
 def token_for(db: Database, tenant: Tenant, sub_id: int, **kw: int) -> tuple[str, int]:
-    launch = kw.get("launch", launch_id())
+    """A token signed with the tenant's key for a real launch of the tenant (or ``launch``)."""
+    launch = kw["launch"] if "launch" in kw else recorded_launch(db, tenant.partner_id)
     key = signing_key(db, tenant.partner_id)
     return sign(key, tenant.partner_id, launch, sub_id, kw.get("expires", later())), launch
 
@@ -143,7 +145,7 @@ def test_token_of_partner_a_never_counts_for_partner_b(
     assert reason(post(client, "delivered", as_b)) == "token: invalid signature"
     # Signed with A's key but claiming B: refused too.
     key_a = signing_key(db, a.partner_id)
-    claims_b = sign(key_a, b.partner_id, launch_id(), sub_a, later())
+    claims_b = sign(key_a, b.partner_id, recorded_launch(db, b.partner_id), sub_a, later())
     assert reason(post(client, "delivered", claims_b)) == "token: invalid signature"
     # A's own token sent "for B" is refused; as itself it counts for A only.
     assert post(client, "delivered", token_a, partner_id=b.partner_id).status_code == 400
@@ -174,3 +176,45 @@ def test_click_refreshes_engagement(client: httpx.Client, tenant: Tenant, db: Da
     if engaged.tzinfo is None:
         engaged = engaged.replace(tzinfo=UTC)
     assert engaged > datetime.now(UTC) - timedelta(minutes=5)
+
+
+def test_a_token_naming_another_partners_launch_is_refused_and_writes_nothing(
+    client: httpx.Client, make_tenant, db: Database
+) -> None:
+    """A token validly signed by P for a launch of Q (P's key leaked, or a bug in a
+    sender) counts nowhere: the launch must be the signing partner's."""
+    p, q = make_tenant(), make_tenant()
+    sub_p = subscribed(client, p, db)
+    launch_q = recorded_launch(db, q.partner_id)
+    long_ago = datetime.now(UTC) - timedelta(days=200)
+    with db.write() as conn:
+        conn.execute(
+            update(Subscriber).where(Subscriber.id == sub_p).values(last_engaged_at=long_ago)
+        )
+    before = len(events(db))
+    for kind in ("delivered", "clicked", "closed"):
+        token, _ = token_for(db, p, sub_p, launch=launch_q)
+        assert reason(post(client, kind, token)) == "token: names no launch of its partner"
+    # Nor a launch that does not exist at all.
+    token, _ = token_for(db, p, sub_p, launch=launch_id())
+    assert reason(post(client, "delivered", token)) == "token: names no launch of its partner"
+    assert len(events(db)) == before
+    assert events(db, p.partner_id) == [] and events(db, q.partner_id) == []
+    # The refused click refreshed no engagement.
+    engaged = subscriber(db, p.partner_id, subscriber_endpoint(db, sub_p))["last_engaged_at"]
+    assert engaged.replace(tzinfo=UTC) < datetime.now(UTC) - timedelta(days=100)
+    # P's own launch counts.
+    token, launch_p = token_for(db, p, sub_p)
+    assert post(client, "delivered", token).status_code == 200
+    assert [(e["partner_id"], e["launch_id"]) for e in events(db, p.partner_id)] == [
+        (p.partner_id, launch_p)
+    ]
+
+
+def subscriber_endpoint(db: Database, sub_id: int) -> str:
+    with db.read() as conn:
+        from sqlalchemy import select
+
+        return str(
+            conn.execute(select(Subscriber.endpoint).where(Subscriber.id == sub_id)).scalar_one()
+        )
