@@ -92,6 +92,11 @@ def create_app(
     app.include_router(statistics.router)
     app.include_router(sdk.router)
     app.include_router(public.router)
+    # The panel: server-rendered pages with HTML error pages of their own. Imported here
+    # because the panel uses api's context helpers (a module-level import is a cycle).
+    from pushcamp.panel.app import create_panel
+
+    app.mount("/panel", create_panel(ctx))
     app.state.sites = SiteDirectory(db, ttl=settings.auth_cache_seconds)
     # Added innermost first: AccessLog sees every response, including BodyLimit's.
     app.add_middleware(CorsHeaders)
