@@ -44,6 +44,8 @@ def _config(**extra: object) -> dict[str, object]:
         "x_label_rotation": 0,
         "truncate_label": -1,
         "margin": 12,
+        "margin_bottom": 28,
+        "include_x_axis": True,  # counts start at zero
         "dots_size": 3,
         "no_data_text": "No data yet",
         **extra,
@@ -66,16 +68,13 @@ def _svg(chart: pygal.graph.graph.Graph) -> Markup:
     return Markup(ElementTree.tostring(tree, encoding="unicode"))  # noqa: S704
 
 
-def delivery_chart(
-    points: Sequence[tuple[datetime, int, int, int]], per: str, title: str
-) -> Markup:
+def delivery_chart(points: Sequence[tuple[datetime, int, int, int]], per: str) -> Markup:
     """Sent, delivered and clicked per minute or per hour (``per``)."""
     chart = pygal.Line(
         **_config(
             x_labels_major_every=_every(len(points)),
             fill=False,
             y_title=f"per {per}",
-            title=title,
             min_scale=2,
         )
     )
@@ -88,13 +87,12 @@ def delivery_chart(
     return _svg(chart)
 
 
-def growth_chart(points: Sequence[tuple[date, int, int]], title: str) -> Markup:
+def growth_chart(points: Sequence[tuple[date, int, int]]) -> Markup:
     """Subscriptions in total (line) and new ones each day (bars on the second axis)."""
     chart = pygal.Line(
         **_config(
             x_labels_major_every=_every(len(points)),
             fill=True,
-            title=title,
             min_scale=2,
         )
     )
