@@ -387,10 +387,9 @@ def _insert_ignore(dialect: str) -> Any:
 _RECORD = {name: _insert_ignore(name) for name in ("postgresql", "sqlite")}
 
 
+# Only the ids come back: the rest of each inserted row is the caller's own dict.
 _RECORD_COUNTED = {
-    name: stmt.returning(
-        Delivery.launch_id, Delivery.state, Delivery.reason, Delivery.device, Delivery.created_at
-    )
+    name: stmt.returning(Delivery.launch_id, Delivery.subscriber_id)
     for name, stmt in _RECORD.items()
 }
 
@@ -400,8 +399,10 @@ def record_deliveries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     The records actually inserted are counted in the statistics counters in the same
     transaction (store/statistics.py)."""
     if rows:
-        inserted = conn.execute(_RECORD_COUNTED[conn.dialect.name], list(rows)).all()
-        statistics.count_deliveries(conn, inserted)
+        inserted = set(conn.execute(_RECORD_COUNTED[conn.dialect.name], list(rows)).tuples())
+        statistics.count_deliveries(
+            conn, [r for r in rows if (r["launch_id"], r["subscriber_id"]) in inserted]
+        )
 
 
 def mark_accepted(conn: Connection, subscriber_ids: Sequence[int], now: datetime) -> None:
