@@ -8,24 +8,22 @@ is refused by CORS yet throws nothing on the page, and reports the reason when c
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
-from sqlalchemy import select
+from playwright.sync_api import BrowserContext, Page
 
-from pushcamp.domain import event_tokens
-from pushcamp.services import partners, sites
+from pushcamp.services import partners, sites, tokens
 from pushcamp.store import Database
-from pushcamp.store.models import Event
-from pushcamp.store.partners import get_site_settings
 from pushcamp.testing.process import ServerProcess
-from tests.browser.cdp import Browser, Page
-from tests.conftest import recorded_launch
+from pushcamp.testing.simulator import PushServiceSimulator
+from tests.browser.conftest import Site, counters, deliver, launch, subscribe_at_simulator, wait
+from tests.browser.desktop import DesktopNotifications
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,">
@@ -88,106 +86,79 @@ def shop(server: ServerProcess) -> Iterator[PartnerSite]:
         s.close()
 
 
-def new_partner(db: Database, origins: list[str]) -> tuple[str, bytes]:
+def new_partner(db: Database, server: ServerProcess, origins: list[str]) -> Site:
     partner_id = f"s{secrets.token_hex(6)}"
-    partners.create_partner(db, partner_id, "shop")
+    partners.create_partner(db, partner_id, "shop", 10_000, 10_000)
     if origins:
         sites.set_site_origins(db, partner_id, origins)
-    with db.read() as conn:
-        found = get_site_settings(conn, partner_id)
-    assert found is not None
-    return partner_id, found.signing_key
+    return Site(partner_id, server.url, tokens.create_token(db, partner_id))
 
 
 def open_shop(page: Page, shop: PartnerSite, partner_id: str) -> str:
     page.goto(f"{shop.origin}/shop/{partner_id}")
-    outcome: str = page.wait_until("document.getElementById('out').textContent")
+    page.wait_for_function("document.getElementById('out').textContent")
+    outcome: str = page.evaluate("document.getElementById('out').textContent")
     return outcome
 
 
-def test_declared_site_subscribes_through_its_own_worker_and_reports_deliveries(
-    browser: Browser, page: Page, shop: PartnerSite, db: Database
+def test_declared_site_shows_a_launch_through_its_own_worker_and_reports_it(
+    browser_context: BrowserContext,
+    page: Page,
+    console_errors: list[str],
+    shop: PartnerSite,
+    db: Database,
+    server: ServerProcess,
+    client: httpx.Client,
+    sim: PushServiceSimulator,
+    desktop: DesktopNotifications,
 ) -> None:
-    partner_id, key = new_partner(db, [shop.origin])
-    browser.send(
-        "Browser.grantPermissions", {"permissions": ["notifications"], "origin": shop.origin}
-    )
-    assert open_shop(page, shop, partner_id) == "ready"
-    assert page.errors() == []
+    """The shop's one-line worker imports pushcamp's; a real launch's push is shown on the
+    shop's origin and its cross-origin delivered and clicked reports are counted."""
+    site = new_partner(db, server, [shop.origin])
+    browser_context.grant_permissions(["notifications"], origin=shop.origin)
+    assert open_shop(page, shop, site.partner_id) == "ready"
+    assert console_errors == []
 
-    page.send("ServiceWorker.enable")
-    scope = f"{shop.origin}/"
-    event = browser.wait_for(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda e: any(r["scopeURL"] == scope for r in e["params"]["registrations"]),
-    )
-    registration = next(
-        r["registrationId"] for r in event["params"]["registrations"] if r["scopeURL"] == scope
-    )
-    # Events count only for a real launch of the partner; any subscriber id will do.
-    launch_id, subscriber_id = recorded_launch(db, partner_id), secrets.randbelow(10**9) + 1
-    token = event_tokens.sign(key, partner_id, launch_id, subscriber_id, int(time.time()) + 60)
-    payload = {
-        "title": "From the shop",
-        "body": "",
-        "url": f"{shop.origin}/shop/{partner_id}",
-        "token": token,
-        "events_url": f"{page_server_url(page)}/v1/events",
-    }
-    page.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": shop.origin, "registrationId": registration, "data": json.dumps(payload)},
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        with db.read() as conn:
-            types = list(
-                conn.execute(
-                    select(Event.type).where(
-                        Event.launch_id == launch_id, Event.subscriber_id == subscriber_id
-                    )
-                ).scalars()
-            )
-        if types:
-            break
-        assert time.monotonic() < deadline, "the cross-origin delivered report was not counted"
-        time.sleep(0.1)
-    assert types == ["delivered"]
-
-
-def page_server_url(page: Page) -> str:
-    """pushcamp's URL, as the SDK on the page found it."""
-    src: str = page.evaluate("document.querySelector('script[data-partner]').src")
-    return src.removesuffix("/sdk/pushcamp.js")
+    sub = subscribe_at_simulator(client, site, sim)
+    title = f"From the shop {site.partner_id}"
+    link = f"{shop.origin}/shop/{site.partner_id}?from=push"
+    launched = launch(client, site, sim, sub, title=title, link=link)
+    deliver(browser_context, page, shop.origin, f"{shop.origin}/", launched.payload)
+    shown = desktop.wait_shown(title)
+    wait(lambda: counters(client, site, launched.campaign_id)["delivered"] == 1, "delivered")
+    with browser_context.expect_page() as opened:
+        desktop.click(shown)
+    assert opened.value.url == link
+    wait(lambda: counters(client, site, launched.campaign_id)["clicks"] == 1, "the click")
+    opened.value.close()
 
 
 def test_undeclared_site_is_refused_without_an_error_on_the_page(
-    browser: Browser, page: Page, shop: PartnerSite, db: Database
+    page: Page, console_errors: list[str], shop: PartnerSite, db: Database, server: ServerProcess
 ) -> None:
-    partner_id, _key = new_partner(db, [])
-    assert open_shop(page, shop, partner_id) == "error:network"
+    site = new_partner(db, server, [])
+    assert open_shop(page, shop, site.partner_id) == "error:network"
     # The browser logs the refused CORS request itself; the SDK adds no error of its own.
     browser_own = [
         e
-        for e in page.errors()
-        if not (e.startswith("log (network)") or "blocked by CORS policy" in e)
+        for e in console_errors
+        if not ("blocked by CORS policy" in e or "Failed to load resource" in e)
     ]
     assert browser_own == []
     failure = page.evaluate(
-        "pushcamp.subscribe().then(() => 'subscribed', e => e.name + ' ' + e.code)",
-        user_gesture=True,
+        "pushcamp.subscribe().then(() => 'subscribed', e => e.name + ' ' + e.code)"
     )
     assert failure == "PushcampError network"
 
 
 def test_a_failed_start_is_tried_again_by_the_next_call(
-    browser: Browser, page: Page, shop: PartnerSite, db: Database
+    page: Page, shop: PartnerSite, db: Database, server: ServerProcess
 ) -> None:
     """The site is declared only after the page loaded (as when pushcamp was unreachable
     for a moment): the next call starts the SDK again instead of failing until a reload."""
-    partner_id, _key = new_partner(db, [])
-    assert open_shop(page, shop, partner_id) == "error:network"
-    sites.set_site_origins(db, partner_id, [shop.origin])
+    site = new_partner(db, server, [])
+    assert open_shop(page, shop, site.partner_id) == "error:network"
+    sites.set_site_origins(db, site.partner_id, [shop.origin])
     time.sleep(2.5)  # the server trusts its cached site settings for 2 s
     outcome = page.evaluate(
         "pushcamp.status().then(s => 'supported:' + s.supported, e => 'error:' + e.code)"

@@ -96,7 +96,9 @@
     var data = event.notification.data;
     event.notification.close();
     // Open first: browsers allow openWindow only shortly after the click.
-    event.waitUntil(Promise.all([focusOrOpen(data.url), report(data, "clicked")]));
+    event.waitUntil(
+      Promise.all([focusOrOpen(data.url), report(data, "clicked"), rememberClick(data)])
+    );
   });
 
   self.addEventListener("notificationclose", function (event) {
@@ -111,6 +113,25 @@
 
   function configKey() {
     return "/__pushcamp/config?scope=" + encodeURIComponent(self.registration.scope);
+  }
+
+  // The last click's signed token, for pushcamp.conversion() on the site's pages: the
+  // Cache API is shared with the pages of this origin. One entry per registration scope.
+  function clickKey() {
+    return "/__pushcamp/click?scope=" + encodeURIComponent(self.registration.scope);
+  }
+
+  function rememberClick(data) {
+    if (!self.caches || !data.token || !data.events_url) return Promise.resolve();
+    var value = { token: data.token, events_url: data.events_url, clicked_at: Date.now() };
+    return self.caches
+      .open(CONFIG_CACHE)
+      .then(function (cache) {
+        return cache.put(clickKey(), new Response(JSON.stringify(value), {
+          headers: { "Content-Type": "application/json" },
+        }));
+      })
+      .catch(noop); // storage full or disabled: only the conversion is lost
   }
 
   function loadConfig() {
@@ -137,46 +158,53 @@
     return bytes;
   }
 
-  self.addEventListener("pushsubscriptionchange", function (event) {
-    var previous = event.oldSubscription;
-    event.waitUntil(
-      loadConfig()
-        .then(function (config) {
-          if (!config) return null; // never subscribed through the SDK on this scope
-          var renewed = event.newSubscription
-            ? Promise.resolve(event.newSubscription)
-            : self.registration.pushManager.subscribe({
-                userVisibleOnly: true,
-                applicationServerKey:
-                  (previous && previous.options && previous.options.applicationServerKey) ||
-                  base64UrlToBytes(config.vapid_public_key),
-              });
-          return renewed.then(function (subscription) {
-            var json = subscription.toJSON();
-            var oldEndpoint = (previous && previous.endpoint) || config.endpoint;
-            var body = {
-              partner_id: config.partner_id,
-              endpoint: json.endpoint,
-              keys: { p256dh: json.keys.p256dh, auth: json.keys.auth },
-              language: self.navigator.language || null,
-              timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || null,
-            };
-            if (oldEndpoint && oldEndpoint !== json.endpoint) body.old_endpoint = oldEndpoint;
-            return fetch(config.subscribe_url, {
-              method: "POST",
-              headers: { "Content-Type": JSON_TYPE },
-              body: JSON.stringify(body),
-              credentials: "omit",
-              keepalive: true,
-            }).then(function (response) {
-              if (response.ok) {
-                config.endpoint = json.endpoint;
-                return saveConfig(config);
-              }
+  // The renewal itself, apart from the event: pushcamp's tests call it with a subscription
+  // of their own (headless Chromium cannot subscribe), and a site that renews subscriptions
+  // by other means can call it too. Resolves once pushcamp has the new subscription.
+  function subscriptionChanged(previous, next) {
+    return loadConfig()
+      .then(function (config) {
+        if (!config) return null; // never subscribed through the SDK on this scope
+        var renewed = next
+          ? Promise.resolve(next)
+          : self.registration.pushManager.subscribe({
+              userVisibleOnly: true,
+              applicationServerKey:
+                (previous && previous.options && previous.options.applicationServerKey) ||
+                base64UrlToBytes(config.vapid_public_key),
             });
+        return renewed.then(function (subscription) {
+          var json = subscription.toJSON();
+          var oldEndpoint = (previous && previous.endpoint) || config.endpoint;
+          var body = {
+            partner_id: config.partner_id,
+            endpoint: json.endpoint,
+            keys: { p256dh: json.keys.p256dh, auth: json.keys.auth },
+            language: self.navigator.language || null,
+            timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || null,
+          };
+          if (oldEndpoint && oldEndpoint !== json.endpoint) body.old_endpoint = oldEndpoint;
+          return fetch(config.subscribe_url, {
+            method: "POST",
+            headers: { "Content-Type": JSON_TYPE },
+            body: JSON.stringify(body),
+            credentials: "omit",
+            keepalive: true,
+          }).then(function (response) {
+            if (!response.ok) throw new Error("pushcamp answered HTTP " + response.status);
+            config.endpoint = json.endpoint;
+            return saveConfig(config);
           });
-        })
-        .catch(noop) // no one to tell from here; the site's next subscribe() posts it again
+        });
+      });
+  }
+
+  self.addEventListener("pushsubscriptionchange", function (event) {
+    event.waitUntil(
+      // No one to tell from here; the site's next subscribe() posts it again.
+      subscriptionChanged(event.oldSubscription, event.newSubscription).catch(noop)
     );
   });
+
+  self.pushcamp = { version: "1", subscriptionChanged: subscriptionChanged };
 })(self);
