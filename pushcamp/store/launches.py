@@ -446,9 +446,20 @@ def reopen_sender_refused(conn: Connection, launch_id: int, reason: str) -> int:
         .where(LaunchBatch.launch_id == launch_id, LaunchBatch.status == BATCH_DONE, refused)
         .values(status=BATCH_PENDING, claimed_by=None, claimed_until=None)
     )
-    removed = conn.execute(
-        delete(Delivery).where(Delivery.launch_id == launch_id, Delivery.reason == reason)
-    ).rowcount
+    removed_rows = conn.execute(
+        delete(Delivery)
+        .where(Delivery.launch_id == launch_id, Delivery.reason == reason)
+        .returning(
+            Delivery.launch_id,
+            Delivery.state,
+            Delivery.reason,
+            Delivery.device,
+            Delivery.created_at,
+        )
+    ).all()
+    # The statistics counters follow the records, in the same transaction.
+    statistics.uncount_deliveries(conn, removed_rows)
+    removed = len(removed_rows)
     done = (
         select(func.count())
         .select_from(LaunchBatch)
