@@ -47,8 +47,10 @@ class Listing:
 
 
 def clean_search(text: str | None) -> str:
-    """A title search as typed, trimmed and bounded (never an error)."""
-    return (text or "").strip()[:SEARCH_MAX_CHARS]
+    """A title search as typed, trimmed and bounded, without the characters no title can
+    hold (NUL, lone surrogates: PostgreSQL refuses them in a query), so never an error."""
+    kept = "".join(ch for ch in (text or "") if ch != "\x00" and not 0xD800 <= ord(ch) <= 0xDFFF)
+    return kept.strip()[:SEARCH_MAX_CHARS]
 
 
 def campaign_listing(db: Database, partner_id: str, search: str, page: int) -> Listing:

@@ -24,6 +24,7 @@ from pushcamp.store import partners as q
 from pushcamp.store.partners import TokenInfo
 
 _TOKEN = re.compile(r"pc_([0-9a-f]{8})_([A-Za-z0-9_-]{43})")
+_PREFIX = re.compile(r"[0-9a-f]{8}")
 # Compared against when the prefix is unknown, so both paths do the same work.
 _DUMMY_HASH = hashlib.sha256(b"pushcamp-no-such-token").digest()
 
@@ -69,6 +70,8 @@ def revoke_partner_token(db: Database, partner_id: str, prefix: str) -> None:
     """Revoke one of the partner's own tokens by prefix. Another partner's token, an
     unknown or an already revoked one all raise :class:`NotFound` alike."""
     prefix = prefix.strip().removeprefix("pc_").split("_", 1)[0]
+    if not _PREFIX.fullmatch(prefix):
+        raise NotFound("no such live token")
     with db.write() as conn:
         if not q.revoke_token(conn, prefix, partner_id=partner_id):
             raise NotFound("no such live token")
