@@ -87,6 +87,32 @@ def _has_space_or_control(url: str) -> bool:
     return _SPACE_OR_CONTROL.search(url) is not None
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def canonical_endpoint(url: str) -> str:
+    """The one spelling an endpoint is stored and looked up under, so that one browser
+    never becomes two rows: scheme and host in lower case, the host without a trailing
+    dot, no explicit default port (``:443`` for https, ``:80`` for http). The path and
+    query are kept exactly as given (they are case-sensitive). A string that is not an
+    absolute URL comes back unchanged (it matches no stored endpoint)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme
+    prefix = f"{scheme}://{parts.netloc}"
+    if not parts.netloc or url[: len(prefix)].lower() != prefix.lower():
+        return url
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{url[len(prefix) :]}"
+
+
 def endpoint_problem(url: str, extra_hosts: frozenset[str] = frozenset()) -> str | None:
     """Why pushcamp must not POST to ``url``, or None when it may.
 
@@ -130,6 +156,10 @@ def endpoint_problem(url: str, extra_hosts: frozenset[str] = frozenset()) -> str
         return "must be on a known push-service host"
     if not _is_known_push_host(host):
         return "must be on a known push-service host (FCM, Mozilla, Microsoft, Apple)"
+    if port not in (None, 443):
+        # The push services listen on 443 only; another port would be a second
+        # spelling of no real endpoint.
+        return "must not name a port other than 443 on a push-service host"
     return None
 
 
@@ -267,6 +297,23 @@ def _string(
     return value
 
 
+def _builtin(
+    data: Mapping[str, object], key: str, where: str, errors: list[FieldError]
+) -> str | None:
+    """``d_wp_browser`` / ``d_wp_os`` / ``d_wp_device`` from ``data``, checked (1-64
+    characters; a device is desktop, mobile or tablet); None if absent or wrong."""
+    value = _string(data, key, errors, where)
+    if value is None:
+        return None
+    if not value.strip() or len(value) > 64:
+        errors.append(FieldError(where, "must be 1-64 characters"))
+        return None
+    if key == "d_wp_device" and value not in DEVICES:
+        errors.append(FieldError(where, "must be desktop, mobile or tablet"))
+        return None
+    return value
+
+
 def _key(
     keys: Mapping[str, object],
     name: str,
@@ -289,7 +336,9 @@ def _key(
 
 def attributes_problems(value: object) -> tuple[dict[str, str] | None, list[FieldError]]:
     """Custom attributes: at most 32, names like identifiers, values strings (numbers and
-    booleans are stored as their JSON text) of at most 200 characters."""
+    booleans are stored as their JSON text) of at most 200 characters. The built-in
+    names (``d_wp_browser``, ``d_wp_os``, ``d_wp_device``) are not custom attributes:
+    :func:`parse_subscription` takes them out first."""
     if value is None:
         return None, []
     if not isinstance(value, dict):
@@ -300,8 +349,11 @@ def attributes_problems(value: object) -> tuple[dict[str, str] | None, list[Fiel
     errors: list[FieldError] = []
     for name, raw in value.items():
         where = f"attributes.{name}"[:80]
-        if not ATTRIBUTE_NAME.fullmatch(name) or name in BUILTIN_ATTRIBUTES:
+        if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
             errors.append(FieldError(where, "invalid attribute name"))
+            continue
+        if name in BUILTIN_ATTRIBUTES:
+            errors.append(FieldError(where, "a built-in attribute, not a custom one"))
             continue
         if isinstance(raw, bool):
             item = "true" if raw else "false"
@@ -339,7 +391,12 @@ def parse_subscription(
     """Validate a subscription object: ``PushSubscription.toJSON()``'s ``endpoint`` and
     ``keys`` plus optional ``language``, ``timezone``, ``attributes``, ``d_wp_browser``,
     ``d_wp_os``, ``d_wp_device`` (derived from ``user_agent`` when absent) and, for bulk
-    import, ``last_engaged_at``. Every offending field is named at once."""
+    import, ``last_engaged_at``. Every offending field is named at once.
+
+    The endpoint comes back in its canonical spelling (:func:`canonical_endpoint`). The
+    built-ins may also be given inside ``attributes`` (as Insider users' data has them):
+    they are checked like the top-level fields, set the built-in columns and are not
+    kept as custom attributes; when both are given, the top-level field wins."""
     errors: list[FieldError] = []
     endpoint = _string(data, "endpoint", errors)
     if endpoint is None and not any(e.field == "endpoint" for e in errors):
@@ -362,14 +419,22 @@ def parse_subscription(
     timezone = _string(data, "timezone", errors)
     if timezone is not None and (problem := timezone_problem(timezone)):
         errors.append(FieldError("timezone", problem))
-    attributes, attribute_errors = attributes_problems(data.get("attributes"))
+    raw_attributes = data.get("attributes")
+    builtin_attributes: dict[str, object] = {}
+    if isinstance(raw_attributes, dict):
+        # Built-ins given as attributes (how Insider users' data names them) are taken
+        # as the built-ins, never stored as custom attributes.
+        builtin_attributes = {
+            k: raw_attributes[k] for k in BUILTIN_ATTRIBUTES if k in raw_attributes
+        }
+        raw_attributes = {k: v for k, v in raw_attributes.items() if k not in BUILTIN_ATTRIBUTES}
+    attributes, attribute_errors = attributes_problems(raw_attributes)
     errors.extend(attribute_errors)
-    given = {key: _string(data, key, errors) for key in BUILTIN_ATTRIBUTES}
-    for key, value in given.items():
-        if value is not None and (not value.strip() or len(value) > 64):
-            errors.append(FieldError(key, "must be 1-64 characters"))
-    if given["d_wp_device"] is not None and given["d_wp_device"] not in DEVICES:
-        errors.append(FieldError("d_wp_device", "must be desktop, mobile or tablet"))
+    given = {key: _builtin(data, key, key, errors) for key in BUILTIN_ATTRIBUTES}
+    for key in BUILTIN_ATTRIBUTES:
+        # The top-level field wins when both are given; the attribute is checked alike.
+        in_attributes = _builtin(builtin_attributes, key, f"attributes.{key}", errors)
+        given[key] = given[key] if given[key] is not None else in_attributes
     last_engaged_at = None
     if allow_last_engaged and data.get("last_engaged_at") is not None:
         try:
@@ -381,7 +446,7 @@ def parse_subscription(
     assert endpoint is not None and p256dh is not None and auth is not None
     derived = device_info(user_agent) if user_agent else DeviceInfo(None, None, None)
     return NewSubscription(
-        endpoint=endpoint,
+        endpoint=canonical_endpoint(endpoint),
         p256dh=p256dh,
         auth=auth,
         language=language,

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from pushcamp.domain.subscribers import NewSubscription
+from pushcamp.domain.subscribers import NewSubscription, canonical_endpoint
 from pushcamp.encoding import b64url_decode, b64url_encode
 from pushcamp.errors import InvalidRequest
 from pushcamp.store import Database
@@ -46,6 +46,8 @@ def subscribe(
     the subscriber is never counted twice nor lost.
     """
     sub = _storable(sub)
+    if old_endpoint is not None:
+        old_endpoint = canonical_endpoint(old_endpoint)
     engaged: datetime | None = now
     try:
         with db.write() as conn:
@@ -73,12 +75,13 @@ def subscribe(
 
 def unsubscribe(db: Database, partner_id: str, endpoint: str, now: datetime) -> bool:
     """Deactivate the partner's subscription (kept, never sent to again until the browser
-    subscribes anew); False when there was no active one."""
+    subscribes anew); False when there was no active one. ``endpoint`` in any spelling
+    of it (see :func:`canonical_endpoint`)."""
     with db.write() as conn:
-        return q.deactivate(conn, partner_id, endpoint, UNSUBSCRIBED, now)
+        return q.deactivate(conn, partner_id, canonical_endpoint(endpoint), UNSUBSCRIBED, now)
 
 
 def visit(db: Database, partner_id: str, endpoint: str, now: datetime) -> bool:
     """A site visit by this subscriber: refresh its engagement; False if unknown."""
     with db.write() as conn:
-        return q.touch_engagement(conn, partner_id, now, endpoint=endpoint)
+        return q.touch_engagement(conn, partner_id, now, endpoint=canonical_endpoint(endpoint))

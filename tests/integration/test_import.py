@@ -323,3 +323,61 @@ def test_unreachable_database_exits_5(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 5 and "database is unreachable" in result.stderr
     assert result.stdout == ""
+
+
+def test_spellings_of_one_endpoint_import_as_one_row(
+    tmp_path: Path, database_url: str, db: Database, tenant: Tenant, client: Any
+) -> None:
+    """The importer stores endpoints in the subscribe endpoint's canonical spelling: in
+    one file, across imports, and against a browser that subscribed over HTTP."""
+    path = f"/fcm/send/AbC{secrets.token_urlsafe(8)}"
+    canonical = f"https://fcm.googleapis.com{path}"
+    shouty = subscription(endpoint=f"HTTPS://FCM.GoogleAPIs.com.:443{path}", language="en-US")
+    plain = {**subscription(endpoint=canonical), "language": "fr"}
+    out = import_cli(tmp_path, database_url, tenant.partner_id, jsonl(shouty, plain)).stdout
+    assert out.strip().splitlines()[-1] == "imported 2 of 2 lines; 0 bad"
+    stored = rows(db, tenant.partner_id)
+    assert list(stored) == [canonical]
+    assert stored[canonical].language == "fr_FR"  # the later line won
+    import_cli(tmp_path, database_url, tenant.partner_id, jsonl(shouty))
+    assert list(rows(db, tenant.partner_id)) == [canonical]
+    # A browser subscribing over HTTP in yet another spelling finds the imported row.
+    body = {
+        "partner_id": tenant.partner_id,
+        **subscription(endpoint=f"https://Fcm.GoogleApis.Com{path}"),
+    }
+    assert client.post("/v1/subscriptions", json=body).status_code == 200
+    assert list(rows(db, tenant.partner_id)) == [canonical]
+    # Another port on a push service is a bad line.
+    summary = import_here(
+        db,
+        tenant.partner_id,
+        jsonl(subscription(endpoint=f"https://fcm.googleapis.com:8443{path}")),
+    )
+    assert [str(b) for b in summary.bad_lines] == [
+        "line 1: endpoint: must not name a port other than 443 on a push-service host"
+    ]
+
+
+def test_builtins_inside_attributes_import_as_the_builtins(
+    tmp_path: Path, database_url: str, db: Database, tenant: Tenant
+) -> None:
+    tagged = subscription(
+        attributes={
+            "d_wp_browser": "Firefox",
+            "d_wp_os": "Android",
+            "d_wp_device": "mobile",
+            "plan": "gold",
+        }
+    )
+    both = subscription(d_wp_device="desktop", attributes={"d_wp_device": "tablet"})
+    wrong = subscription(attributes={"d_wp_device": "phone"})
+    result = import_cli(tmp_path, database_url, tenant.partner_id, jsonl(tagged, both, wrong))
+    assert result.stdout.strip().splitlines()[-1] == "imported 2 of 3 lines; 1 bad"
+    assert "line 3: attributes.d_wp_device: must be desktop, mobile or tablet" in result.stderr
+    stored = rows(db, tenant.partner_id)
+    row = stored[tagged["endpoint"]]
+    assert (row.browser, row.os, row.device) == ("Firefox", "Android", "mobile")
+    assert row.attributes == {"plan": "gold"}
+    row = stored[both["endpoint"]]
+    assert row.device == "desktop" and row.attributes == {}

@@ -4,7 +4,10 @@ a real server and database. Each test says the rule it protects."""
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -12,8 +15,10 @@ from sqlalchemy import update
 
 from pushcamp.store import Database
 from pushcamp.store.models import Subscriber
+from pushcamp.testing.simulator import PushServiceSimulator, SimulatedSubscription
 from pushcamp.webpush import b64url_encode
 from tests.conftest import Tenant
+from tests.integration.launch.conftest import create_campaign, launch_body, wait_for_launches
 from tests.integration.subscribers.conftest import (
     CHROME_WINDOWS,
     FIREFOX_LINUX,
@@ -199,7 +204,8 @@ def test_attributes_are_stored_as_strings(
         ({f"a{i}": "x" for i in range(33)}, "attributes"),
         ({"long": "x" * 201}, "attributes.long"),
         ({"bad name": "x"}, "attributes.bad name"),
-        ({"d_wp_browser": "Chrome"}, "attributes.d_wp_browser"),
+        ({"d_wp_device": "phone"}, "attributes.d_wp_device"),
+        ({"d_wp_browser": 3}, "attributes.d_wp_browser"),
         ({"nested": {"a": 1}}, "attributes.nested"),
         ({"list": [1]}, "attributes.list"),
         ("plan=gold", "attributes"),
@@ -233,6 +239,7 @@ REFUSED = [
     "ftp://fcm.googleapis.com/x",
     "not a url",
     "http://[::1]:9/push",
+    "https://fcm.googleapis.com:8443/fcm/send/abc",  # push services listen on 443 only
 ]
 ACCEPTED = [
     "https://fcm.googleapis.com/fcm/send/dGVzdA:APA91b",
@@ -419,3 +426,137 @@ def test_sdk_config(client: httpx.Client, tenant: Tenant) -> None:
 def test_sdk_config_of_an_unknown_partner_is_404(client: httpx.Client, partner: str) -> None:
     r = client.get(f"/sdk/{partner}/config")
     assert r.status_code == 404 and r.json() == {"message": "Not Found"}
+
+
+# --- one canonical spelling per endpoint ---------------------------------------------------
+
+
+def test_spellings_of_one_endpoint_make_one_row(
+    client: httpx.Client, tenant: Tenant, db: Database
+) -> None:
+    """Scheme and host case, a trailing dot and an explicit :443 do not make a second
+    row; the path keeps its case."""
+    path = f"/fcm/send/AbC{secrets.token_urlsafe(8)}"
+    canonical = f"https://fcm.googleapis.com{path}"
+    shouty = f"HTTPS://FCM.GoogleAPIs.com.:443{path}"
+    first = client.post("/v1/subscriptions", json=subscription(tenant, shouty))
+    assert first.status_code == 201, first.text
+    second = client.post("/v1/subscriptions", json=subscription(tenant, canonical))
+    assert second.status_code == 200, second.text
+    third = client.post(
+        "/v1/subscriptions", json=subscription(tenant, f"https://fcm.googleapis.com:443{path}")
+    )
+    assert third.status_code == 200
+    assert [r["endpoint"] for r in subscribers(db, tenant.partner_id)] == [canonical]
+    # The path is case-sensitive: another case is another endpoint.
+    other = client.post(
+        "/v1/subscriptions", json=subscription(tenant, canonical.replace("AbC", "abc"))
+    )
+    assert other.status_code == 201
+    assert len(subscribers(db, tenant.partner_id)) == 2
+
+
+def test_visit_unsubscribe_and_replace_find_any_spelling(
+    client: httpx.Client, tenant: Tenant, db: Database
+) -> None:
+    path = f"/fcm/send/{secrets.token_urlsafe(8)}"
+    canonical = f"https://fcm.googleapis.com{path}"
+    spelt = f"https://FCM.googleapis.COM.:443{path}"
+    body = subscription(tenant, canonical, attributes={"plan": "gold"})
+    assert client.post("/v1/subscriptions", json=body).status_code == 201
+    long_ago = datetime.now(UTC) - timedelta(days=300)
+    with db.write() as conn:
+        conn.execute(
+            update(Subscriber)
+            .where(Subscriber.partner_id == tenant.partner_id)
+            .values(last_engaged_at=long_ago)
+        )
+    visit = {"type": "visit", "partner_id": tenant.partner_id, "endpoint": spelt}
+    assert client.post("/v1/events", json=visit).status_code == 200
+    engaged = subscriber(db, tenant.partner_id, canonical)["last_engaged_at"]
+    assert engaged.replace(tzinfo=UTC) > datetime.now(UTC) - timedelta(minutes=5)
+    # pushsubscriptionchange naming the old endpoint in another spelling replaces it.
+    new = f"https://fcm.googleapis.com/fcm/send/{secrets.token_urlsafe(8)}"
+    changed = subscription(tenant, new, old_endpoint=spelt)
+    assert client.post("/v1/subscriptions", json=changed).status_code == 201
+    old_row = subscriber(db, tenant.partner_id, canonical)
+    assert old_row["active"] is False and old_row["deactivated_reason"] == "replaced"
+    assert subscriber(db, tenant.partner_id, new)["attributes"] == {"plan": "gold"}
+    # Unsubscribing in another spelling deactivates the row.
+    new_spelt = "HTTPS://FCM.GOOGLEAPIS.COM.:443" + new.removeprefix("https://fcm.googleapis.com")
+    gone = {"partner_id": tenant.partner_id, "endpoint": new_spelt}
+    assert client.request("DELETE", "/v1/subscriptions", json=gone).status_code == 200
+    assert subscriber(db, tenant.partner_id, new)["active"] is False
+
+
+# --- built-ins given inside attributes ------------------------------------------------------
+
+
+def test_builtins_inside_attributes_set_the_builtin_columns(
+    client: httpx.Client, tenant: Tenant, db: Database
+) -> None:
+    attributes = {
+        "d_wp_browser": "Firefox",
+        "d_wp_os": "Android",
+        "d_wp_device": "mobile",
+        "plan": "gold",
+    }
+    body = subscription(tenant, attributes=attributes)
+    assert (
+        client.post(
+            "/v1/subscriptions", json=body, headers={"User-Agent": CHROME_WINDOWS}
+        ).status_code
+        == 201
+    )
+    row = subscriber(db, tenant.partner_id, body["endpoint"])
+    assert (row["browser"], row["os"], row["device"]) == ("Firefox", "Android", "mobile")
+    assert row["attributes"] == {"plan": "gold"}
+    # Both given: the top-level field wins.
+    both = subscription(tenant, d_wp_browser="Safari", attributes={"d_wp_browser": "Firefox"})
+    assert client.post("/v1/subscriptions", json=both).status_code == 201
+    row = subscriber(db, tenant.partner_id, both["endpoint"])
+    assert row["browser"] == "Safari" and row["attributes"] == {}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[PushServiceSimulator]:
+    with PushServiceSimulator(seed=11) as simulator:
+        yield simulator
+
+
+def test_a_launch_targeting_a_builtin_given_as_an_attribute_reaches_exactly_those(
+    client: httpx.Client, tenant: Tenant, db: Database, sim: PushServiceSimulator
+) -> None:
+    """Subscribed through the HTTP API with ``attributes.d_wp_browser``, launched with
+    ``target: {"attribute": "d_wp_browser", ...}``: what the push service received."""
+
+    def subscribe(**fields: Any) -> SimulatedSubscription:
+        made = sim.subscribe()
+        body = {"partner_id": tenant.partner_id, **made.to_json(), **fields}
+        answer = client.post("/v1/subscriptions", json=body, headers={"User-Agent": FIREFOX_LINUX})
+        assert answer.status_code == 201, answer.text
+        return made
+
+    firefox = [subscribe(attributes={"d_wp_browser": "Firefox", "plan": "gold"}) for _ in range(3)]
+    chrome = [subscribe(attributes={"d_wp_browser": "Chrome"}) for _ in range(2)]
+    # The top-level field wins over the attribute, and over the User-Agent (Firefox).
+    overridden = subscribe(d_wp_browser="Safari", attributes={"d_wp_browser": "Firefox"})
+    campaign_id = create_campaign(client, tenant, is_all=False)
+    body = launch_body(
+        tenant.partner_id, target={"attribute": "d_wp_browser", "values": ["Firefox"]}
+    )
+    answer = client.post(f"/v1/single/{campaign_id}", json=body, headers=tenant.auth)
+    assert answer.status_code == 200, answer.text
+    [launch] = wait_for_launches(client, tenant, campaign_id)
+    assert launch["sent"] == 3
+    assert [len(sim.messages(s)) for s in firefox] == [1, 1, 1]
+    assert [len(sim.messages(s)) for s in [*chrome, overridden]] == [0, 0, 0]
+    # Targeting a custom attribute still works beside them.
+    campaign_id = create_campaign(client, tenant, is_all=False)
+    body = launch_body(tenant.partner_id, target={"attribute": "plan", "values": ["gold"]})
+    assert (
+        client.post(f"/v1/single/{campaign_id}", json=body, headers=tenant.auth).status_code == 200
+    )
+    wait_for_launches(client, tenant, campaign_id)
+    assert [len(sim.messages(s)) for s in firefox] == [2, 2, 2]
+    assert [len(sim.messages(s)) for s in [*chrome, overridden]] == [0, 0, 0]
