@@ -33,15 +33,107 @@ def new_id() -> str:
         ["tokens"],
         ["tokens", "create"],
         ["tokens", "revoke"],
+        ["partners", "list"],
+        ["partners", "set-site"],
+        ["partners", "set-audience"],
         ["vapid"],
         ["vapid", "import"],
+        ["vapid", "show"],
         ["db"],
         ["db", "upgrade"],
+        ["subscribers"],
+        ["subscribers", "import"],
+        ["subscribers", "count"],
+        ["launches"],
+        ["launches", "watch"],
+        ["launches", "show"],
+        ["launches", "resume"],
     ],
 )
 def test_help_everywhere(command: list[str], database_url: str) -> None:
-    result = run_cli(*command, "--help", database_url=database_url)
+    result = run_cli(*command, "--help", database_url=database_url, check=False)
+    assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+# --- the documented exit codes: 2 invalid input, 3 not found, 4 already exists, 5 database
+# unreachable, each with its one-line message on stderr -----------------------------------
+
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x"
+
+
+@pytest.fixture(scope="module")
+def known_partner(database_url: str) -> str:
+    pid = new_id()
+    run_cli("partners", "create", pid, database_url=database_url)
+    return pid
+
+
+@pytest.mark.parametrize(
+    "command, code, message",
+    [
+        (["partners", "create", "{pid}"], 4, "partner '{pid}' already exists"),
+        (["partners", "create", "bad id!"], 2, "partner_id: must be"),
+        (["partners", "set-limits", "{pid}", "--v1-limit", "0"], 2, "v1_limit: must be"),
+        (["partners", "set-limits", "nobody-here", "--v1-limit", "5"], 3, "no partner"),
+        (["partners", "set-site", "{pid}", "--origin", "ftp://x"], 2, "is not an origin"),
+        (["partners", "set-site", "nobody-here", "--origin", "https://a.example"], 3, "no partner"),
+        (["partners", "set-audience", "nobody-here", "--engagement-days", "3"], 3, "no partner"),
+        (["tokens", "create", "nobody-here"], 3, "no partner 'nobody-here'"),
+        (["tokens", "revoke", "pc_ffffffff"], 3, "no token with prefix 'ffffffff'"),
+        (["vapid", "import", "{pid}", "--public-key", "x", "--private-key", "x"], 2, "not a P-256"),
+        (["vapid", "show", "nobody-here"], 3, "no partner 'nobody-here'"),
+        (["subscribers", "import", "nobody-here", "-"], 3, "no partner 'nobody-here'"),
+        (["subscribers", "count", "nobody-here"], 3, "no partner 'nobody-here'"),
+        (["launches", "show", "987654321"], 3, "no launch 987654321"),
+        (["launches", "resume", "987654321"], 3, "no launch 987654321"),
+        (["launches", "watch", "987654321"], 3, "has no launch"),
+    ],
+)
+def test_documented_exit_codes(
+    command: list[str], code: int, message: str, known_partner: str, database_url: str
+) -> None:
+    args = [part.format(pid=known_partner) for part in command]
+    result = run_cli(*args, database_url=database_url, stdin="", check=False)
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert message.format(pid=known_partner) in result.stderr
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_vapid_import_for_an_unknown_partner_is_not_found(database_url: str) -> None:
+    pair = keys.generate()
+    result = run_cli(
+        "vapid",
+        "import",
+        "nobody-here",
+        "--public-key",
+        pair.public_key,
+        "--private-key",
+        pair.private_key,
+        database_url=database_url,
+        check=False,
+    )
+    assert result.returncode == 3 and "no partner 'nobody-here'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["partners", "list"],
+        ["partners", "create", "p-unreachable"],
+        ["tokens", "create", "p-unreachable"],
+        ["vapid", "show", "p-unreachable"],
+        ["subscribers", "import", "p-unreachable", "-"],
+        ["subscribers", "count", "p-unreachable"],
+        ["launches", "show", "1"],
+        ["db", "upgrade"],
+    ],
+)
+def test_an_unreachable_database_exits_5(command: list[str]) -> None:
+    result = run_cli(*command, database_url=UNREACHABLE, stdin="", check=False)
+    assert result.returncode == 5, (result.returncode, result.stderr)
+    assert result.stderr.startswith("error: the database is unreachable")
+    assert "Traceback" not in result.stderr
 
 
 def test_tokens_create_prints_the_token_alone_on_stdout(
