@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     public_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
     # Panel sign-in attempts per rolling minute per client address (a brute-force guard).
     panel_login_per_ip_limit: int = Field(default=10, ge=1)
+    # The HTTP layer's limits against hostile clients (docs/security.md): request line
+    # and headers must arrive within header_timeout_seconds of connecting (or of the
+    # previous response), the body within body_timeout_seconds after them; an idle
+    # keep-alive connection is closed after keep_alive_seconds; a connection accepted
+    # while max_connections are open gets 503 at once.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_seconds: float = Field(default=5.0, ge=1, le=300)
+    max_connections: int = Field(default=1000, ge=1)
+    # Host header values trusted to build public URLs when PUSHCAMP_PUBLIC_URL is unset
+    # (comma-separated host names, any port); the listen host, 127.0.0.1, localhost and
+    # [::1] always are. A request using another Host where a public URL is needed: 400.
+    allowed_hosts: str = ""
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -99,6 +112,14 @@ class Settings(BaseSettings):
     def allowed_push_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.push_allowed_hosts.split(",") if h.strip())
 
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names (lower case, IPv6 in brackets, no port) a request's Host may name."""
+        names = {"127.0.0.1", "localhost", "[::1]", _bracketed(self.host.lower())}
+        names.update(_bracketed(h.strip().lower()) for h in self.allowed_hosts.split(","))
+        names.discard("")
+        return frozenset(names)
+
     def redacted_database_url(self) -> str:
         """The database URL with any password removed, safe to print and log."""
         from sqlalchemy.engine import make_url
@@ -107,6 +128,10 @@ class Settings(BaseSettings):
         if url.drivername.startswith("sqlite") and url.database:
             return f"sqlite:///{Path(url.database).resolve()}"
         return url.render_as_string(hide_password=True)
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 @lru_cache(maxsize=1)

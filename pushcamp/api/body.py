@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -21,12 +22,23 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: a valid JSON number, but not a float
+        raise ValueError("number out of range")
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
-    """Parse standard JSON only: no NaN/Infinity, UTF-8, nothing after the value."""
+    """Parse standard JSON only: no NaN/Infinity literals, no number beyond the float
+    range, UTF-8, nothing after the value. (Integers of more than 4,300 digits are
+    refused by Python itself; range checks on the rest belong to each field.)"""
     if not raw.strip():
         raise InvalidRequest.of("body", "empty; a JSON object is required")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        return json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ...
         raise InvalidRequest.of("body", "not valid JSON") from exc
 

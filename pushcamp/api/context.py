@@ -4,6 +4,7 @@ one way routes call the (blocking) service layer."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -13,7 +14,7 @@ from starlette.requests import Request
 
 from pushcamp.api.ratelimit import RateLimiter
 from pushcamp.delivery.engine import DeliveryEngine
-from pushcamp.errors import DependencyUnavailable
+from pushcamp.errors import DependencyUnavailable, InvalidRequest
 from pushcamp.services.tokens import Authenticator, Caller
 from pushcamp.settings import Settings
 from pushcamp.store import Database
@@ -38,17 +39,31 @@ class AppContext:
 
     def public_base(self, request: Request | None = None) -> str:
         """Where browsers reach pushcamp, without a trailing slash: PUSHCAMP_PUBLIC_URL;
-        else the URL ``request`` came in on; else where this server listens."""
-        base = (
-            self.settings.public_url
-            or (str(request.base_url) if request is not None else None)
-            or self.base_url
-            or f"http://{self.settings.host}:{self.settings.port}"
-        )
+        else the URL ``request`` came in on, when its Host is one the operator trusts
+        (400 on ``Host`` otherwise: a client never chooses a URL pushcamp hands out);
+        else where this server listens."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        if request is not None:
+            check_host(request, self.settings.trusted_hosts)
+            return str(request.base_url).rstrip("/")
+        base = self.base_url or f"http://{self.settings.host}:{self.settings.port}"
         return base.rstrip("/")
 
     def events_url(self) -> str:
         return self.public_base() + "/v1/events"
+
+
+_HOST = re.compile(r"(?P<name>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+
+
+def check_host(request: Request, trusted: frozenset[str]) -> None:
+    """400 unless the request's Host names one of ``trusted`` (any port)."""
+    found = _HOST.fullmatch(request.headers.get("host", ""))
+    if found is None or found.group("name").lower() not in trusted:
+        raise InvalidRequest.of(
+            "Host", "not a trusted host name; set PUSHCAMP_PUBLIC_URL or PUSHCAMP_ALLOWED_HOSTS"
+        )
 
 
 def context(request: Request) -> AppContext:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 
 from pushcamp.api import metrics
 from pushcamp.api.body import BodyTooLarge
@@ -88,6 +88,18 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
 
 
+# nginx's "client closed request": recorded in the log and the metrics, never sent.
+CLIENT_GONE = 499
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its body was read whole (or its body deadline passed):
+    nobody is left to answer, and it is not a server error."""
+    assert isinstance(exc, ClientDisconnect)
+    log.info("client_disconnected", path=request.url.path)
+    return Response(status_code=CLIENT_GONE)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
     return JSONResponse({"message": "Internal Server Error"}, status_code=500)
@@ -98,4 +110,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WebPushError, _pushcamp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pushcamp.api.context import AppContext
+from pushcamp.api.errors import client_gone
 from pushcamp.errors import (
     DependencyUnavailable,
     InvalidRequest,
@@ -47,6 +48,7 @@ def create_panel(ctx: AppContext) -> Starlette:
         exception_handlers={
             PushcampError: _pushcamp_error,
             HTTPException: _http_error,
+            ClientDisconnect: client_gone,
             Exception: _unexpected,
         },
     )

@@ -3,6 +3,7 @@ place where driver errors become pushcamp errors."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -125,6 +126,7 @@ class Database:
                 pool_timeout=timeout,
             )
             _configure_sqlite(engine, busy_ms=int(timeout * 1000))
+            _create_private_file(self.url)
             return engine
         ms = int(timeout * 1000)
         return create_engine(
@@ -253,6 +255,21 @@ class Database:
         self.batcher.close()
         self._drop_nowait()
         self.engine.dispose()
+
+
+def _create_private_file(url: str) -> None:
+    """Create the SQLite file readable and writable by its owner only (0600) before
+    SQLite does: it holds the partners' VAPID private keys and event-signing keys.
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's permissions. An
+    existing file is left as it is (its permissions are the operator's choice)."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        return  # already there, or no such directory (SQLite reports that itself)
+    os.close(fd)
 
 
 def _configure_sqlite(engine: Engine, busy_ms: int) -> None:

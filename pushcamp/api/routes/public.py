@@ -219,7 +219,11 @@ async def sdk_config(request: Request, partner_id: str) -> JSONResponse:
     check_origin(request, site)
     if site is None:
         raise NotFound("unknown partner")
-    base = context(request).public_base(request)
+    ctx = context(request)
+    base = ctx.public_base(request)
+    # Cacheable only when the URLs are the configured ones, never when they came from
+    # the request's Host.
+    cache = "public, max-age=60" if ctx.settings.public_url else "no-store"
     return JSONResponse(
         {
             "partner_id": site.partner_id,
@@ -228,7 +232,7 @@ async def sdk_config(request: Request, partner_id: str) -> JSONResponse:
             "events_url": f"{base}/v1/events",
             "service_worker_url": SERVICE_WORKER_URL,
         },
-        headers={"Cache-Control": "public, max-age=60"},
+        headers={"Cache-Control": cache},
     )
 
 
