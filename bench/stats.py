@@ -173,7 +173,7 @@ def main() -> None:
             "created_at": now + timedelta(minutes=5, milliseconds=i),
         }
         for i in range(0, args.records, 3)
-        for kind in (("delivered", "clicked") if i % 300 == 0 else ("delivered",))
+        for kind in (("delivered", "clicked") if i % 300 == 3 else ("delivered",))
         if i % 50 != 0
     ]
     bulk(db, Event, events)
