@@ -21,6 +21,7 @@ What is real here and what is not:
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,8 +29,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 from sqlalchemy import select
 
+from pushcamp.services import statistics
 from pushcamp.store import Database
-from pushcamp.store.models import Event
+from pushcamp.store.models import Conversion, Event
 from pushcamp.testing.process import ServerProcess
 from pushcamp.testing.simulator import PushServiceSimulator
 from tests.browser.conftest import (
@@ -339,3 +341,64 @@ def test_subscribe_rejects_cleanly_when_the_push_service_is_unreachable(
     assert "failed (push-" in log
     assert page.evaluate("document.getElementById('state').dataset.subscribed") == "false"
     assert console_errors == []
+
+
+def conversions_of(db: Database, launch_id: int) -> list[tuple[Any, ...]]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(Conversion.order_id, Conversion.value, Conversion.currency).where(
+                Conversion.launch_id == launch_id
+            )
+        ).all()
+    return [(order, float(value), currency) for order, value, currency in rows]
+
+
+def test_a_conversion_after_a_click_is_attributed_to_the_launch(
+    browser_context: BrowserContext,
+    page: Page,
+    site: Site,
+    client: httpx.Client,
+    sim: PushServiceSimulator,
+    desktop: DesktopNotifications,
+    db: Database,
+) -> None:
+    """A real launch, delivered and clicked; on the page the click opened (the partner's
+    site), ``pushcamp.conversion()`` reports the purchase with the click's token, which the
+    worker kept: stored once per order, and counted in the campaign's statistics."""
+    statistics.set_conversion_settings(db, site.partner_id, currency="EUR")
+    grant(browser_context, site)
+    open_demo(page, site)
+    assert page.evaluate("pushcamp.conversion({value: 1, currency: 'EUR'})") is False
+    link = site.demo("?from=push")
+    launched = launched_to_page(
+        browser_context, page, site, client, sim, title="Buy now", link=link
+    )
+    with browser_context.expect_page() as opened:
+        desktop.click(desktop.wait_shown("Buy now"))
+    shop = opened.value
+    wait(lambda: counters(client, site, launched.campaign_id)["clicks"] == 1, "the click")
+    shop.wait_for_function(OUTCOME)
+    bought = "args => pushcamp.conversion(args).then(r => r, e => e.code + ': ' + e.message)"
+    order = {"value": 49.9, "currency": "EUR", "order_id": "A1"}
+    assert shop.evaluate(bought, order) is True
+    assert conversions_of(db, launched.launch_id) == [("A1", 49.9, "EUR")]
+    again = shop.evaluate(bought, order)  # the same order reported twice counts once
+    assert isinstance(again, str) and again.startswith("server: pushcamp refused"), again
+    assert shop.evaluate(bought, {"value": -1, "currency": "EUR"}).startswith("invalid:")
+    assert shop.evaluate(bought, {"value": 5, "currency": "eur"}).startswith("invalid:")
+    assert conversions_of(db, launched.launch_id) == [("A1", 49.9, "EUR")]
+
+    today = datetime.now(UTC).date().isoformat()
+    metrics = client.post(
+        "/v1/statistics/campaign-metrics",
+        json={
+            "partner_id": site.partner_id,
+            "campaign_id": launched.campaign_id,
+            "start_date": today,
+            "end_date": today,
+        },
+        headers=site.auth,
+    )
+    assert metrics.status_code == 200, metrics.text
+    assert metrics.json()["overview"]["conversionRate"]["conversions"] == "1"
+    shop.close()

@@ -7,6 +7,7 @@
  * default /pushcamp-sw.js), data-scope (its registration scope, default the browser's).
  * Everything returns a promise; failures reject with a PushcampError {name, code, message}.
  * subscribe({attributes, timeout}): timeout in ms for the push service (default 30000).
+ * conversion({value, currency, order_id}): a purchase after a notification was clicked.
  * Nothing on page load throws or rejects unhandled: a site that never calls the SDK never
  * sees an error from it. See docs/sdk.md.
  */
@@ -406,11 +407,57 @@
       });
   }
 
+  // -- conversions -----------------------------------------------------------------------
+  // The service worker keeps the signed token of the last notification clicked in this
+  // browser (Cache API, per registration scope); a purchase is reported with it, and
+  // pushcamp attributes it to that launch if it falls within the partner's window.
+
+  function lastClick() {
+    if (!window.caches) return Promise.resolve(null);
+    var key = "/__pushcamp/click?scope=" + encodeURIComponent(state.registration.scope);
+    return window.caches
+      .open(CONFIG_CACHE)
+      .then(function (cache) { return cache.match(key); })
+      .then(function (response) { return response ? response.json() : null; })
+      .catch(function () { return null; });
+  }
+
+  function invalid(message) {
+    return Promise.reject(PushcampError("invalid", message));
+  }
+
+  function conversion(args) {
+    args = args || {};
+    var value = args.value;
+    var currency = args.currency;
+    var orderId = args.order_id;
+    if (typeof value !== "number" || !isFinite(value) || value < 0) {
+      return invalid("conversion({value}) must be a number, 0 or more");
+    }
+    if (typeof currency !== "string" || !/^[A-Z]{3}$/.test(currency)) {
+      return invalid('conversion({currency}) must be an ISO 4217 code such as "EUR"');
+    }
+    if (orderId !== undefined && orderId !== null &&
+        (typeof orderId !== "string" || orderId.length < 1 || orderId.length > 64)) {
+      return invalid("conversion({order_id}) must be text of 1 to 64 characters");
+    }
+    return whenReady()
+      .then(lastClick)
+      .then(function (click) {
+        if (!click || !click.token) return false; // no notification was clicked here
+        var body = { type: "conversion", token: click.token, value: value, currency: currency };
+        if (orderId !== undefined && orderId !== null) body.order_id = orderId;
+        var url = withPartner(state.config.events_url, options.partner);
+        return send("POST", url, body, "the conversion").then(function () { return true; });
+      });
+  }
+
   window.pushcamp = {
     version: VERSION,
     ready: ready,
     subscribe: subscribe,
     unsubscribe: unsubscribe,
+    conversion: conversion,
     status: function () { return whenReady().then(status, status); },
     isSupported: isSupported,
   };
