@@ -350,7 +350,7 @@ def conversions_of(db: Database, launch_id: int) -> list[tuple[Any, ...]]:
                 Conversion.launch_id == launch_id
             )
         ).all()
-    return [(order, float(value), currency) for order, value, currency in rows]
+    return [(order, float(str(value)), currency) for order, value, currency in rows]
 
 
 def test_a_conversion_after_a_click_is_attributed_to_the_launch(
