@@ -25,8 +25,14 @@ class Settings(BaseSettings):
         "postgresql://user@host/db for production.",
     )
     redis_url: str | None = Field(
-        default=None, description="Unset: rate limits and the queue live in the process."
+        default=None,
+        description="Unset: rate limits live in the process. Set (redis://host:6379/0): "
+        "shared by every API process (docs/scaling.md).",
     )
+    # Redis calls taking longer than this (connect or answer) fail the request with 424.
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    # Prefix of every key pushcamp writes in Redis (several installations may share one).
+    redis_key_prefix: str = "pushcamp:"
     push_allowed_hosts: str = Field(
         default="", description="Comma-separated extra push-service hosts (host or host:port)."
     )
@@ -55,6 +61,15 @@ class Settings(BaseSettings):
     delivery_per_host: int = Field(
         default=200, ge=1, description="Requests in flight per push service."
     )
+    # The sender's bounds on a push service that fails: tries per message (429, 5xx,
+    # resets, timeouts), the longest Retry-After honoured (a longer one is given up on at
+    # once), the time a push service has to answer one request.
+    delivery_max_attempts: int = Field(default=4, ge=1, le=20)
+    delivery_max_retry_after_seconds: float = Field(default=60.0, ge=0)
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    # On shutdown (SIGTERM), how long the pushes already posted get to be answered and
+    # recorded before the rest is abandoned (they are then sent again after a restart).
+    delivery_drain_seconds: float = Field(default=15.0, ge=0)
     vapid_subject: str = Field(
         default="mailto:push@pushcamp.dev",
         description="VAPID contact (RFC 8292) push services see: your own mailto: or https: URL.",

@@ -14,7 +14,7 @@ from pushcamp.api import errors
 from pushcamp.api.context import AppContext
 from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
-from pushcamp.api.ratelimit import MemoryRateLimiter, RateLimiter
+from pushcamp.api.ratelimit import RateLimiter, build_limiter
 from pushcamp.api.routes import campaigns, ops, public, sdk, statistics
 from pushcamp.delivery.engine import DeliveryEngine, EngineOptions
 from pushcamp.domain.locales import is_locale
@@ -46,7 +46,7 @@ def create_app(
     ctx = AppContext(
         settings=settings,
         db=db,
-        limiter=limiter or MemoryRateLimiter(),
+        limiter=limiter or build_limiter(settings),
         auth=Authenticator(db, ttl=settings.auth_cache_seconds),
     )
 
@@ -61,6 +61,10 @@ def create_app(
                     workers=settings.delivery_workers,
                     lease_seconds=settings.delivery_lease_seconds,
                     per_host=settings.delivery_per_host,
+                    timeout=settings.delivery_timeout_seconds,
+                    max_attempts=settings.delivery_max_attempts,
+                    max_retry_after=settings.delivery_max_retry_after_seconds,
+                    drain_seconds=settings.delivery_drain_seconds,
                     vapid_subject=settings.vapid_subject,
                     allowed_hosts=settings.allowed_push_hosts,
                     events_url=ctx.events_url,
@@ -74,6 +78,7 @@ def create_app(
         yield
         if ctx.engine is not None:
             await ctx.engine.stop()
+        await ctx.limiter.aclose()
         ctx.db.dispose()
 
     app = FastAPI(

@@ -27,7 +27,7 @@ async def authorize(request: Request, policy: Policy) -> Caller:
     caller = ctx.auth.cached(header) or await _authenticate_once(request, header)
     request.state.partner_id = caller.partner_id
     limit = caller.v2_limit if policy == "launch-v2" else caller.v1_limit
-    decision = ctx.limiter.hit(f"{caller.partner_id}:{policy}", limit)
+    decision = await ctx.limiter.hit(f"{caller.partner_id}:{policy}", limit)
     request.state.rate = (policy, decision)
     if not decision.allowed:
         metrics.RATE_LIMITED.labels(policy).inc()

@@ -73,7 +73,7 @@ async def login(request: Request) -> Response:
     """Sign in with an API token (form field ``token``): a session cookie and a redirect
     to the listing. The token goes nowhere else: not in a URL, a log, or the database."""
     check_same_site(request)
-    check_login_budget(request)
+    await check_login_budget(request)
     form = await read_form(request)
     token = field(form, "token") or ""
     ctx = ctx_of(request)

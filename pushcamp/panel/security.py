@@ -97,10 +97,12 @@ async def checked_form(request: Request, session: PanelSession) -> FormData:
     return form
 
 
-def check_login_budget(request: Request) -> None:
+async def check_login_budget(request: Request) -> None:
     ctx = ctx_of(request)
     address = request.client.host if request.client else "unknown"
-    decision = ctx.limiter.hit(f"panel-login:{address}", ctx.settings.panel_login_per_ip_limit)
+    decision = await ctx.limiter.hit(
+        f"panel-login:{address}", ctx.settings.panel_login_per_ip_limit
+    )
     if not decision.allowed:
         raise RateLimited(decision.retry_after)
 

@@ -18,16 +18,26 @@ async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database (and broker, when configured) are reachable")
+@router.get("/readyz", summary="The database (and Redis, when configured) are reachable")
 async def readyz(request: Request) -> JSONResponse:
+    """200 when every dependency answers; 503 naming the ones that do not. With
+    PUSHCAMP_REDIS_URL set, Redis is one: without it no partner request can be served."""
     ctx = context(request)
+    checks: dict[str, str] = {}
     try:
         await call_service(request, ctx.db.ping)
+        checks["database"] = "ok"
     except DependencyUnavailable:
-        return JSONResponse(
-            {"status": "unavailable", "checks": {"database": "unreachable"}}, status_code=503
-        )
-    return JSONResponse({"status": "ok", "checks": {"database": "ok"}})
+        checks["database"] = "unreachable"
+    if ctx.settings.redis_url:
+        try:
+            await ctx.limiter.ping()
+            checks["redis"] = "ok"
+        except DependencyUnavailable:
+            checks["redis"] = "unreachable"
+    if any(state != "ok" for state in checks.values()):
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    return JSONResponse({"status": "ok", "checks": checks})
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

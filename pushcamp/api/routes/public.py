@@ -153,13 +153,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def limit_address(request: Request, policy: str) -> None:
+async def limit_address(request: Request, policy: str) -> None:
     """Count the request against its client address's budget for this endpoint. The
     address is the connection's peer as uvicorn reports it (behind a reverse proxy, run
     uvicorn with the proxy's address in FORWARDED_ALLOW_IPS so that it is the client's)."""
     ctx = context(request)
     address = request.client.host if request.client else "unknown"
-    decision = ctx.limiter.hit(f"ip:{address}:{policy}", ctx.settings.public_per_ip_limit)
+    decision = await ctx.limiter.hit(f"ip:{address}:{policy}", ctx.settings.public_per_ip_limit)
     request.state.rate = (policy, decision)
     if not decision.allowed:
         metrics.RATE_LIMITED.labels(policy).inc()
@@ -214,7 +214,7 @@ async def _body(request: Request) -> Any:
     summary="What the browser SDK needs: VAPID public key and endpoint URLs",
 )
 async def sdk_config(request: Request, partner_id: str) -> JSONResponse:
-    limit_address(request, "sdk-config")
+    await limit_address(request, "sdk-config")
     site = await load_site(request, partner_id)
     check_origin(request, site)
     if site is None:
@@ -245,7 +245,7 @@ async def sdk_config(request: Request, partner_id: str) -> JSONResponse:
     summary="Subscribe (or re-subscribe) a browser: 201 new, 200 updated",
 )
 async def subscribe(request: Request) -> JSONResponse:
-    limit_address(request, "subscribe")
+    await limit_address(request, "subscribe")
     data = await _body(request)
     envelope = validate(_SubscribeEnvelope, data)
     site = await partner_site(request, envelope.partner_id)
@@ -270,7 +270,7 @@ async def subscribe(request: Request) -> JSONResponse:
     summary="Unsubscribe a browser (200 also when it was not subscribed)",
 )
 async def unsubscribe(request: Request) -> JSONResponse:
-    limit_address(request, "unsubscribe")
+    await limit_address(request, "unsubscribe")
     body = validate(EndpointRequest, await _body(request))
     site = await partner_site(request, body.partner_id)
     endpoint = _text("endpoint", body.endpoint)
@@ -296,7 +296,7 @@ async def unsubscribe(request: Request) -> JSONResponse:
     summary="A service worker's delivered/clicked/closed, or a page's visit or conversion",
 )
 async def post_event(request: Request) -> JSONResponse:
-    limit_address(request, "events")
+    await limit_address(request, "events")
     data = await _body(request)
     db = context(request).db
     if isinstance(data, dict) and data.get("type") == "visit":
@@ -352,7 +352,7 @@ async def _conversion(request: Request, data: dict[str, Any]) -> JSONResponse:
 async def _preflight(request: Request, methods: str) -> Response:
     """CORS preflight. The partner is named in the query (``?partner_id=``), as the SDK
     does on every URL, since a preflight has no body."""
-    limit_address(request, "preflight")
+    await limit_address(request, "preflight")
     if request.headers.get("origin") is None:
         return Response(status_code=204, headers={"Allow": f"{methods}, OPTIONS"})
     site = await load_site(request, request.query_params.get("partner_id"))
