@@ -75,8 +75,7 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             self.connections.discard(self)
-            transport.write(_UNAVAILABLE)
-            transport.close()
+            self._refuse(_UNAVAILABLE)
             return
         self._follow_phase()
 
@@ -86,19 +85,34 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._phase == "headers" and self._headers_too_large(data):
+            self._refuse(_HEADERS_TOO_LARGE)
+            return
         super().data_received(data)
         self._follow_phase()
+
+    def _headers_too_large(self, data: bytes) -> bool:
+        """Whether the request line and headers, with ``data``, exceed the cap. h11's own
+        limit only counts an *incomplete* block, so a larger one arriving in one read
+        would pass; this counts them however they arrive."""
+        buffered = self.conn.trailing_data[0]
+        if len(buffered) + len(data) <= MAX_HEADER_BYTES:
+            return False
+        window = bytes(buffered + data[: MAX_HEADER_BYTES + 4])[: MAX_HEADER_BYTES + 4]
+        return b"\r\n\r\n" not in window and b"\n\n" not in window
+
+    def _refuse(self, response: bytes) -> None:
+        self._cancel_deadline()
+        self.transport.write(response)
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._follow_phase()
 
     def send_400_response(self, msg: str) -> None:
-        if len(self.conn.trailing_data[0]) >= (
-            self.config.h11_max_incomplete_event_size or MAX_HEADER_BYTES
-        ):
-            self.transport.write(_HEADERS_TOO_LARGE)
-            self.transport.close()
+        if len(self.conn.trailing_data[0]) >= MAX_HEADER_BYTES:
+            self._refuse(_HEADERS_TOO_LARGE)
             return
         super().send_400_response(msg)
 
