@@ -208,13 +208,11 @@ class _Tallies:
         return _numbers(metrics, split)
 
     def dropped(self, launch_ids: Iterable[int]) -> list[ReasonCount]:
-        by_label: dict[str, int] = defaultdict(int)
+        metrics: dict[str, Tally] = {}
         for launch_id in launch_ids:
-            for metric, (n, _) in self.per_launch.get(launch_id, {}).items():
-                if metric.startswith(rules.DROPPED_PREFIX):
-                    reason = metric.removeprefix(rules.DROPPED_PREFIX)
-                    by_label[rules.dropped_label(reason)] += n
-        return _reasons(by_label, rules.DROPPED_LABELS)
+            for metric, (n, revenue) in self.per_launch.get(launch_id, {}).items():
+                _merge(metrics, metric, n, revenue)
+        return _dropped(metrics)
 
     def undelivered(self, launch_ids: Iterable[int]) -> list[ReasonCount]:
         by_label: dict[str, int] = defaultdict(int)
@@ -222,6 +220,15 @@ class _Tallies:
             for label, n in self.split.get(launch_id, {}).items():
                 by_label[label] += n
         return _reasons(by_label, rules.UNDELIVERED_LABELS)
+
+
+def _dropped(metrics: Mapping[str, Tally]) -> list[ReasonCount]:
+    """The five contract labels of dropped messages, from counters by metric."""
+    by_label: dict[str, int] = defaultdict(int)
+    for metric, (n, _) in metrics.items():
+        if metric.startswith(rules.DROPPED_PREFIX):
+            by_label[rules.dropped_label(metric.removeprefix(rules.DROPPED_PREFIX))] += n
+    return _reasons(by_label, rules.DROPPED_LABELS)
 
 
 def _reasons(counts: Mapping[str, int], labels: Sequence[str]) -> list[ReasonCount]:
@@ -463,28 +470,48 @@ def overall(
 
 
 def partner_report(db: Database, partner_id: str, window: DateRange) -> PartnerReport:
-    """The partner's totals over the range (top-metrics), per campaign type as well."""
+    """The partner's totals over the range (top-metrics), per campaign type as well.
+
+    The database sums the counters per type and metric, and per launch for the
+    undelivered split (with the expiry of the sends), so what comes back is a handful
+    of rows plus one per active launch, whatever the number of records or minutes."""
     now = utcnow()
     with db.read() as conn:
         settings = q.conversion_settings(conn, partner_id)
-        launches = q.launch_infos(conn, partner_id)
-        tallies = _tallies(conn, partner_id, None, launches, window, now)
-        active = {lid for lid, metrics in tallies.per_launch.items() if metrics}
-        campaign_of = {launch.id: launch.campaign_id for launch in launches}
-        campaign_ids = sorted({campaign_of[lid] for lid in active if lid in campaign_of})
-        is_all = q.campaign_types(conn, partner_id, campaign_ids)
-    all_ids = list(active)
+        type_rows = q.type_sums(conn, partner_id, window.since, window.until)
+        launches = q.launch_totals(conn, partner_id, window.since, window.until, now)
+    metrics: dict[bool, dict[str, Tally]] = {True: {}, False: {}}
+    for is_all, metric, n, revenue in type_rows:
+        _merge(metrics[is_all], metric, n, revenue)
+    split: dict[bool, dict[str, int]] = {True: defaultdict(int), False: defaultdict(int)}
+    campaigns: dict[bool, set[int]] = {True: set(), False: set()}
+    for launch in launches:
+        campaigns[launch.is_all].add(launch.campaign_id)
+        undelivered = max(launch.sent - launch.delivered, 0)
+        of_type = split[launch.is_all]
+        for label, n in rules.undelivered_split(
+            undelivered, launch.sent_expired, launch.delivered
+        ).items():
+            of_type[label] += n
     performance = []
     for label in rules.CAMPAIGN_TYPES:
-        of_type = [cid for cid in campaign_ids if rules.campaign_type(is_all[cid]) == label]
-        lids = [lid for lid in all_ids if campaign_of.get(lid) in set(of_type)]
-        performance.append(TypePerformance(label, len(of_type), tallies.numbers(lids)))
+        is_all = label == rules.campaign_type(True)
+        performance.append(
+            TypePerformance(label, len(campaigns[is_all]), _numbers(metrics[is_all], split[is_all]))
+        )
+    total: dict[str, Tally] = {}
+    total_split: dict[str, int] = defaultdict(int)
+    for is_all in (True, False):
+        for metric, (n, revenue) in metrics[is_all].items():
+            _merge(total, metric, n, revenue)
+        for label, n in split[is_all].items():
+            total_split[label] += n
     return PartnerReport(
         currency=settings.currency if settings else rules.DEFAULT_CURRENCY,
-        numbers=tallies.numbers(all_ids),
+        numbers=_numbers(total, total_split),
         performance=performance,
-        dropped=tallies.dropped(all_ids),
-        undelivered=tallies.undelivered(all_ids),
+        dropped=_dropped(total),
+        undelivered=_reasons(total_split, rules.UNDELIVERED_LABELS),
     )
 
 

@@ -19,8 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     Table,
+    and_,
     case,
+    cast,
     delete,
     distinct,
     func,
@@ -348,10 +351,6 @@ def campaign_rows(conn: Connection, partner_id: str, ids: Sequence[int]) -> dict
     return {int(r[0]): CampaignRow(*r) for r in rows}
 
 
-def campaign_types(conn: Connection, partner_id: str, ids: Sequence[int]) -> dict[int, bool]:
-    return {cid: row.is_all for cid, row in campaign_rows(conn, partner_id, ids).items()}
-
-
 @dataclass(frozen=True, slots=True)
 class LaunchInfo:
     id: int
@@ -421,6 +420,87 @@ def sent_per_launch_minute(
     if campaign_ids is not None:
         stmt = stmt.where(Launch.campaign_id.in_(list(campaign_ids)))
     return [(int(lid), _minute(b), int(n)) for lid, b, n in conn.execute(stmt).all()]
+
+
+def type_sums(
+    conn: Connection, partner_id: str, since: datetime | None, until: datetime | None
+) -> list[tuple[bool, str, int, Decimal]]:
+    """Counter totals of all the partner's launches per campaign type (``is_all``) and
+    metric, summed by the database: a handful of rows whatever the number of campaigns
+    (top-metrics)."""
+    stmt = (
+        select(
+            Campaign.is_all,
+            LaunchStat.metric,
+            func.sum(LaunchStat.count),
+            func.sum(LaunchStat.revenue),
+        )
+        .join(Launch, Launch.id == LaunchStat.launch_id)
+        .join(Campaign, Campaign.id == Launch.campaign_id)
+        .where(Launch.partner_id == partner_id, *_range(since, until))
+        .group_by(Campaign.is_all, LaunchStat.metric)
+    )
+    return [
+        (bool(is_all), metric, int(n or 0), Decimal(str(revenue or 0)))
+        for is_all, metric, n, revenue in conn.execute(stmt).all()
+    ]
+
+
+def _epoch_sql(conn: Connection, column: Any) -> ColumnElement[Any]:
+    """Seconds since 1970 of a stored UTC instant."""
+    if conn.dialect.name == "postgresql":
+        return func.extract("epoch", column)
+    return cast(func.strftime("%s", column), Integer)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchTotals:
+    """One launch's counters in a range, as top-metrics' undelivered split needs them."""
+
+    launch_id: int
+    campaign_id: int
+    is_all: bool
+    sent: int
+    delivered: int
+    sent_expired: int  # sends whose minute and TTL are over at ``now``
+
+
+def launch_totals(
+    conn: Connection,
+    partner_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> list[LaunchTotals]:
+    """Per launch of the partner with anything counted in the range: its campaign and
+    type, its sent and delivered, and the sends whose TTL is over (a minute's sends count
+    once the minute's last second plus the launch's TTL is past). The undelivered split
+    is per launch (one launch's delivered reports cannot make up for another's), so it
+    needs one row per launch; the database works the expiry out, so the rows do not grow
+    with the minutes a launch was active."""
+    ttl = func.coalesce(Launch.request["ttl"].as_integer(), 0)
+    expired = and_(
+        LaunchStat.metric == str(Metric.SENT),
+        _epoch_sql(conn, LaunchStat.bucket) + 60 + ttl <= now.timestamp(),
+    )
+    stmt = (
+        select(
+            LaunchStat.launch_id,
+            func.max(Launch.campaign_id),
+            func.max(case((Campaign.is_all, 1), else_=0)),
+            func.sum(case((LaunchStat.metric == str(Metric.SENT), LaunchStat.count), else_=0)),
+            func.sum(case((LaunchStat.metric == str(Metric.DELIVERED), LaunchStat.count), else_=0)),
+            func.sum(case((expired, LaunchStat.count), else_=0)),
+        )
+        .join(Launch, Launch.id == LaunchStat.launch_id)
+        .join(Campaign, Campaign.id == Launch.campaign_id)
+        .where(Launch.partner_id == partner_id, *_range(since, until))
+        .group_by(LaunchStat.launch_id)
+    )
+    return [
+        LaunchTotals(int(lid), int(cid), bool(is_all), int(sent), int(delivered), int(old))
+        for lid, cid, is_all, sent, delivered, old in conn.execute(stmt).all()
+    ]
 
 
 # --- conversions ----------------------------------------------------------------------------

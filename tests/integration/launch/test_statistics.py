@@ -403,3 +403,112 @@ def test_another_partners_campaign_looks_unknown(
         headers=other.auth,
     )
     assert wrong_partner.status_code == 401
+
+
+def test_top_metrics_split_undelivered_per_launch_by_ttl(
+    client: httpx.Client, db: Database, make_tenant
+) -> None:
+    """top-metrics works the undelivered split out per launch: a send is expired once
+    its minute and its own launch's TTL are over, and a launch whose delivered reports
+    fall in the range but whose sends do not adds nothing (it cannot make up for another
+    launch's undelivered). Records written directly, counters rebuilt from them."""
+    from pushcamp.store.models import Campaign, Event, Launch
+    from pushcamp.store.statistics import recount_launch
+
+    tenant = make_tenant(v1_limit=1000)
+    pid = tenant.partner_id
+    today = datetime.now(UTC).date()
+    day = datetime.combine(today - timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+    sent_at = day + timedelta(hours=12)
+    four_weeks = 28 * 24 * 3600
+    # (campaign, is_all, ttl, sent at, sent, dropped, delivered at, delivered)
+    plan = [
+        ("bulk", True, 60, sent_at, 10, 2, sent_at + timedelta(minutes=5), 3),
+        ("live", False, four_weeks, sent_at, 6, 0, sent_at + timedelta(minutes=5), 1),
+        ("live", False, 60, sent_at, 2, 0, sent_at, 0),
+        ("late", False, 60, day - timedelta(days=5), 4, 0, sent_at + timedelta(hours=1), 3),
+    ]
+    campaigns: dict[str, int] = {}
+    with db.write() as conn:
+        for name, is_all, ttl, at, sent, dropped, delivered_at, delivered in plan:
+            if name not in campaigns:
+                campaigns[name] = conn.execute(
+                    insert(Campaign)
+                    .values(
+                        partner_id=pid,
+                        title=name,
+                        language="all_ALL",
+                        is_all=is_all,
+                        status="Sent",
+                        created_at=at,
+                        updated_at=at,
+                    )
+                    .returning(Campaign.id)
+                ).scalar_one()
+            launch_id = conn.execute(
+                insert(Launch)
+                .values(
+                    partner_id=pid,
+                    campaign_id=campaigns[name],
+                    status="Sent",
+                    request={"ttl": ttl, "title": name},
+                    topic="-",
+                    created_at=at,
+                    started_at=at,
+                    finished_at=at,
+                )
+                .returning(Launch.id)
+            ).scalar_one()
+            records = [
+                {
+                    "launch_id": launch_id,
+                    "subscriber_id": i,
+                    "partner_id": pid,
+                    "state": "sent" if i <= sent else "dropped",
+                    "reason": None if i <= sent else "unsubscriptions",
+                    "created_at": at,
+                }
+                for i in range(1, sent + dropped + 1)
+            ]
+            conn.execute(insert(Delivery), records)
+            if delivered:
+                conn.execute(
+                    insert(Event),
+                    [
+                        {
+                            "partner_id": pid,
+                            "launch_id": launch_id,
+                            "subscriber_id": i,
+                            "type": "delivered",
+                            "created_at": delivered_at,
+                        }
+                        for i in range(1, delivered + 1)
+                    ],
+                )
+            recount_launch(conn, launch_id)
+    days = {"start_date": (day - timedelta(days=1)).date().isoformat(), "end_date": TODAY}
+    top = stats(client, tenant, "top-metrics", **days)
+    assert top.status_code == 200, top.text
+    body = top.json()
+    # bulk: 10 sent, 3 delivered, 7 undelivered, TTL over. live: 6 sent, 1 delivered,
+    # 5 undelivered with four weeks of TTL left; plus 2 sent, TTL over. late: its 3
+    # delivered reports are in the range, its 4 sends are not: 0 undelivered, not -3.
+    assert body["overview"]["targeted"] == {"sent": "18", "dropped": "2"}
+    assert body["overview"]["deliveryRate"] == {"delivered": "7", "undelivered": "14"}
+    assert body["undelivered"] == [
+        {"label": "offlineRecipients", "count": "5", "percentage": "35.71"},
+        {"label": "ttlExpired", "count": "9", "percentage": "64.29"},
+    ]
+    assert [(p["label"], p["campaignCount"], p["deliveryRate"]) for p in body["performance"]] == [
+        ("Bulk", 1, "30.00"),
+        ("Segment", 2, "50.00"),
+    ]
+    # The same split as the campaigns' own answers, summed.
+    per_campaign = [
+        stats(client, tenant, "campaign-metrics", campaign_id=cid, **days).json()
+        for cid in campaigns.values()
+    ]
+    for i, label in enumerate(("offlineRecipients", "ttlExpired")):
+        assert sum(
+            int(c["unsuccessfulMessages"]["undelivered"][i]["count"]) for c in per_campaign
+        ) == int(body["undelivered"][i]["count"]), label
