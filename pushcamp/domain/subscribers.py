@@ -13,7 +13,7 @@ import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -373,12 +373,47 @@ def attributes_problems(value: object) -> tuple[dict[str, str] | None, list[Fiel
     return out, errors
 
 
+class OutOfRange(ValueError):
+    """A well-formed timestamp that is before year 1 or after 9999 once in UTC."""
+
+
 def parse_timestamp(value: object) -> datetime:
-    """An ISO 8601 timestamp; one without an offset is taken as UTC."""
+    """An ISO 8601 timestamp in UTC; one without an offset is taken as UTC. ValueError for
+    anything else; :class:`OutOfRange` for a time that exists only in its own offset
+    (``0001-01-01T00:00:00+14:00`` is before year 1 in UTC: ``astimezone`` overflows)."""
     if not isinstance(value, str):
         raise ValueError("not a string")
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise OutOfRange("out of range") from None
+
+
+# An imported engagement time must lie between these two. Before 1970 it is a placeholder
+# (0001-01-01, an epoch 0 in another unit), not an engagement. After the import's clock it
+# would keep the browser "engaged" for as long as the time is ahead, so it is refused
+# rather than clamped (a clamp would turn a wrong export into "engaged today"); a few
+# minutes ahead is the other system's clock running fast, and is stored as the import's
+# time, so that no stored engagement is ever in the future.
+EARLIEST_ENGAGEMENT = datetime(1970, 1, 1, tzinfo=UTC)
+ENGAGEMENT_CLOCK_SKEW = timedelta(minutes=5)
+_ENGAGEMENT_RANGE = "must be from 1970-01-01T00:00:00Z to now"
+
+
+def engagement_time(value: object, now: datetime) -> datetime:
+    """A bulk-import line's ``last_engaged_at`` (ISO 8601, UTC when it has no offset),
+    from 1970 to ``now``; up to :data:`ENGAGEMENT_CLOCK_SKEW` ahead of ``now`` is taken
+    as ``now``. ValueError with the reason otherwise."""
+    try:
+        when = parse_timestamp(value)
+    except OutOfRange:
+        raise ValueError(_ENGAGEMENT_RANGE) from None
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp") from None
+    if not EARLIEST_ENGAGEMENT <= when <= now + ENGAGEMENT_CLOCK_SKEW:
+        raise ValueError(_ENGAGEMENT_RANGE)
+    return min(when, now)
 
 
 def parse_subscription(
@@ -387,11 +422,13 @@ def parse_subscription(
     allowed_hosts: frozenset[str] = frozenset(),
     user_agent: str | None = None,
     allow_last_engaged: bool = False,
+    now: datetime | None = None,
 ) -> NewSubscription:
     """Validate a subscription object: ``PushSubscription.toJSON()``'s ``endpoint`` and
     ``keys`` plus optional ``language``, ``timezone``, ``attributes``, ``d_wp_browser``,
     ``d_wp_os``, ``d_wp_device`` (derived from ``user_agent`` when absent) and, for bulk
-    import, ``last_engaged_at``. Every offending field is named at once.
+    import, ``last_engaged_at`` (:func:`engagement_time`, checked against ``now``, the
+    clock when not given). Every offending field is named at once.
 
     The endpoint comes back in its canonical spelling (:func:`canonical_endpoint`). The
     built-ins may also be given inside ``attributes`` (as Insider users' data has them):
@@ -438,9 +475,9 @@ def parse_subscription(
     last_engaged_at = None
     if allow_last_engaged and data.get("last_engaged_at") is not None:
         try:
-            last_engaged_at = parse_timestamp(data["last_engaged_at"])
-        except ValueError:
-            errors.append(FieldError("last_engaged_at", "must be an ISO 8601 timestamp"))
+            last_engaged_at = engagement_time(data["last_engaged_at"], now or datetime.now(UTC))
+        except ValueError as exc:
+            errors.append(FieldError("last_engaged_at", str(exc)))
     if errors:
         raise InvalidRequest(errors)
     assert endpoint is not None and p256dh is not None and auth is not None

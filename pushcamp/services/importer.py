@@ -12,7 +12,8 @@ How it behaves, so that callers can rely on it:
   batch is flushed early when an endpoint repeats within it (PostgreSQL's ``ON CONFLICT``
   refuses the same key twice in one statement, and merging the two lines here would
   duplicate the store's rules), so the later line wins exactly as a re-subscribe would.
-- **Engagement.** A line's own ``last_engaged_at`` is stored. A line without one leaves
+- **Engagement.** A line's own ``last_engaged_at`` is stored (from 1970 to the import's
+  clock; a few minutes ahead is taken as now, later is a bad line). A line without one leaves
   the subscriber unengaged (``NULL``, reached only by launches that include unengaged
   subscribers; an existing row keeps its stored time) unless ``engaged_at`` is given
   (``--engaged-now``), which stamps it on every such line. Unengaged is the default
@@ -136,9 +137,9 @@ def _printable(text: str) -> str:
     return text[:_REASON_MAX_CHARS]
 
 
-def parse_line(raw: bytes, allowed_hosts: frozenset[str]) -> NewSubscription | str:
-    """One line's subscription, or why it is refused. ``raw`` is the line without its
-    line break."""
+def parse_line(raw: bytes, allowed_hosts: frozenset[str], now: datetime) -> NewSubscription | str:
+    """One line's subscription, or why it is refused; never raises, whatever ``raw`` is
+    (the line without its line break). ``now`` bounds ``last_engaged_at``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -149,12 +150,18 @@ def parse_line(raw: bytes, allowed_hosts: frozenset[str]) -> NewSubscription | s
         return _printable(f"invalid JSON: key {exc.args[0]!r} appears twice")
     except json.JSONDecodeError as exc:
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        return "invalid JSON: nested too deeply"
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's limit on an int's digits
+            return "invalid JSON: a number with too many digits"
         return _printable(f"invalid JSON: {exc}")
     if not isinstance(data, dict):
         return "must be a JSON object"
     try:
-        sub = parse_subscription(data, allowed_hosts=allowed_hosts, allow_last_engaged=True)
+        sub = parse_subscription(
+            data, allowed_hosts=allowed_hosts, allow_last_engaged=True, now=now
+        )
     except InvalidRequest as exc:
         return _printable(str(exc))
     return sub  # keys come back in canonical base64url from the validator
@@ -237,7 +244,7 @@ def import_subscriptions(
             else:
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]  # a UTF-8 byte-order mark some tools write
-                result = parse_line(line, allowed_hosts)
+                result = parse_line(line, allowed_hosts, now())
             summary.lines += 1
             if isinstance(result, str):
                 summary.bad += 1

@@ -381,3 +381,178 @@ def test_builtins_inside_attributes_import_as_the_builtins(
     assert row.attributes == {"plan": "gold"}
     row = stored[both["endpoint"]]
     assert row.device == "desktop" and row.attributes == {}
+
+
+# --- hostile files: every line either imported or reported, never a traceback -----------
+
+
+def _now_plus(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+RANGE = "last_engaged_at: must be from 1970-01-01T00:00:00Z to now"
+NOT_ISO = "last_engaged_at: must be an ISO 8601 timestamp"
+# One group per run, each with at most 20 bad lines (the terminal shows the first 20).
+# A group is its lines and its line ending. A line is a good subscription (a dict, with
+# the engagement time expected in the database), a bad one (raw bytes and the start of
+# its reason), or a blank one (neither counted nor reported).
+HOSTILE: dict[str, tuple[str, list[Any]]] = {
+    "timestamps, a BOM and CRLF": (
+        "\r\n",
+        [
+            (
+                "good",
+                {"last_engaged_at": "2025-03-04T05:06:07+03:00"},
+                datetime(2025, 3, 4, 2, 6, 7),
+            ),
+            ("bad", {"last_engaged_at": "0001-01-01T00:00:00+14:00"}, RANGE),  # overflows
+            ("bad", {"last_engaged_at": "9999-12-31T23:59:59-14:00"}, RANGE),  # overflows
+            ("bad", {"last_engaged_at": "9999-12-31T23:59:59Z"}, RANGE),
+            ("bad", {"last_engaged_at": _now_plus(1)}, RANGE),
+            ("good", {"last_engaged_at": "2020-01-01T00:00:00"}, datetime(2020, 1, 1)),
+            ("bad", {"last_engaged_at": "0001-01-01T00:00:00Z"}, RANGE),
+            ("bad", {"last_engaged_at": "1969-12-31T23:59:59Z"}, RANGE),
+            ("blank", b""),
+            ("bad", {"last_engaged_at": "2025-02-30T00:00:00Z"}, NOT_ISO),
+            ("bad", {"last_engaged_at": ""}, NOT_ISO),
+            ("bad", {"last_engaged_at": 1_700_000_000}, NOT_ISO),
+            ("bad", {"last_engaged_at": True}, NOT_ISO),
+            ("bad", {"last_engaged_at": ["2025-01-01T00:00:00Z"]}, NOT_ISO),
+            ("bad", {"last_engaged_at": {"at": "2025-01-01T00:00:00Z"}}, NOT_ISO),
+            (
+                "bad",
+                b'{"endpoint": "https://fcm.googleapis.com/x", "last_engaged_at": 1e400}',
+                "keys: must be an object",
+            ),
+            ("good", {"last_engaged_at": "1970-01-01T00:00:00Z"}, datetime(1970, 1, 1)),
+            ("good", {}, None),
+        ],
+    ),
+    "a wrong type in every field": (
+        "\n",
+        [
+            ("good", {"language": "tr", "attributes": {"n": 1.5, "b": True}}, None),
+            ("bad", {"endpoint": 12}, "endpoint: must be a string"),
+            ("bad", {"endpoint": None}, "endpoint: is required"),
+            ("bad", {"keys": "p256dh"}, "keys: must be an object with p256dh and auth"),
+            ("bad", {"keys": [1, 2]}, "keys: must be an object with p256dh and auth"),
+            (
+                "bad",
+                {"keys": {"p256dh": 1, "auth": b64url_encode(b"x" * 16)}},
+                "keys.p256dh: must be a string",
+            ),
+            (
+                "bad",
+                {"keys": {"p256dh": _public_keys()[0], "auth": False}},
+                "keys.auth: must be a string",
+            ),
+            ("bad", {"language": 7}, "language: must be a string"),
+            ("bad", {"timezone": ["Europe/Istanbul"]}, "timezone: must be a string"),
+            ("bad", {"attributes": "plan=gold"}, "attributes: must be an object"),
+            (
+                "bad",
+                {"attributes": {"plan": ["gold"]}},
+                "attributes.plan: must be a string, number or boolean",
+            ),
+            (
+                "bad",
+                {"attributes": {"plan": {"a": None}}},
+                "attributes.plan: must be a string, number or boolean",
+            ),
+            ("bad", {"d_wp_browser": {}}, "d_wp_browser: must be a string"),
+            ("bad", {"d_wp_os": 1.5}, "d_wp_os: must be a string"),
+            ("bad", {"d_wp_device": True}, "d_wp_device: must be a string"),
+            ("bad", {"attributes": {"d_wp_device": 3}}, "attributes.d_wp_device: must be a string"),
+            ("good", {"d_wp_device": "tablet"}, None),
+        ],
+    ),
+    "bytes and JSON": (
+        "\n",
+        [
+            ("bad", b'{"endpoint": "\xff\xfe"}', "not UTF-8 (byte 15)"),
+            ("bad", b'{"endpoint": "a\x00b"}', "invalid JSON: Invalid control character"),
+            ("bad", b"\x00", "invalid JSON"),
+            ("good", {"attributes": {"city": "\u0130stanbul \U0001f389"}}, None),
+            (
+                "bad",
+                {"endpoint": "https://fcm.googleapis.com/\u0000"},
+                "endpoint: must not contain NUL",
+            ),
+            ("bad", b'{"language": "\\ud800"}', "endpoint: is required"),
+            ("bad", {"language": "\ud800"}, "language: must be valid Unicode"),
+            ("bad", {"attributes": {"\udfff": 1}}, "attributes.\\udfff: invalid attribute name"),
+            ("bad", b'{"attributes": {"n": 1e400}}', "endpoint: is required"),
+            (
+                "bad",
+                {"attributes": {"n": float("inf")}},
+                "invalid JSON: Infinity is not valid JSON",
+            ),
+            ("bad", {"attributes": {"n": float("nan")}}, "invalid JSON: NaN is not valid JSON"),
+            (
+                "bad",
+                b'{"endpoint": 1, "endpoint": 2}',
+                "invalid JSON: key 'endpoint' appears twice",
+            ),
+            (
+                "bad",
+                b'{"\\u001b[2J": 1, "\\u001b[2J": 2}',
+                "invalid JSON: key '\\x1b[2J' appears twice",
+            ),
+            ("blank", b" \t "),
+            ("bad", b"[" * 100_000, "longer than 16,384 bytes"),
+            ("bad", b"[" * 10_000, "invalid JSON: nested too deeply"),
+            ("bad", {"endpoint": [[0] * 4] * 1000}, "endpoint: must be a string"),
+            ("bad", b'{"n": ' + b"9" * 5000 + b"}", "invalid JSON: a number with too many digits"),
+            ("bad", {"attributes": {"pad": "x" * 17_000}}, "longer than 16,384 bytes"),
+            ("bad", b"null", "must be a JSON object"),
+            ("good", {"language": "en-US"}, None),  # the last line, without a line break
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("group", list(HOSTILE))
+def test_hostile_lines_reported_and_every_good_line_committed(
+    group: str, tmp_path: Path, database_url: str, db: Database, tenant: Tenant
+) -> None:
+    """Issue 11: whatever a line holds, the import reports it by number and carries on,
+    commits every good line, and exits 0 without a traceback."""
+    ending, items = HOSTILE[group]
+    raw_lines: list[bytes] = []
+    good: dict[str, datetime | None] = {}
+    expected: list[str] = []
+    for number, (kind, content, *rest) in enumerate(items, start=1):
+        if kind == "good":
+            line = subscription(**content)
+            good[line["endpoint"]] = rest[0] and rest[0].replace(tzinfo=UTC)
+            raw = json.dumps(line).encode()
+        elif kind == "bad":
+            if isinstance(content, dict):  # a valid subscription but for these fields
+                content = json.dumps(subscription(**content)).encode("utf-8", "surrogatepass")
+            raw = content
+            expected.append(f"line {number}: {rest[0]}")
+        else:
+            raw = content
+        raw_lines.append(raw)
+    text = b"\xef\xbb\xbf" if ending == "\r\n" else b""  # a byte-order mark some tools write
+    text += ending.encode().join(raw_lines)
+    text += ending.encode() if ending == "\r\n" else b""  # else the last line has no break
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(text)
+    errors = tmp_path / "errors.txt"
+    result = run_cli(
+        "subscribers", "import", tenant.partner_id, str(path), "--errors-file", str(errors),
+        database_url=database_url, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    counted = len(good) + len(expected)
+    assert result.stdout == f"imported {len(good)} of {counted} lines; {len(expected)} bad\n"
+    shown = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    listed = errors.read_text(encoding="utf-8").splitlines()
+    assert len(shown) == len(listed) == len(expected) <= 20
+    for want, on_terminal, in_file in zip(expected, shown, listed, strict=True):
+        assert on_terminal.startswith(want) and in_file.startswith(want), (want, on_terminal)
+    stored = rows(db, tenant.partner_id)
+    assert len(stored) == len(good) and set(stored) == set(good)
+    assert {e: utc(row.last_engaged_at) for e, row in stored.items()} == good
