@@ -19,6 +19,8 @@ from pushcamp.errors import DependencyUnavailable
 from pushcamp.settings import Settings
 
 WINDOW_SECONDS = 60.0
+# Connections to Redis per API process.
+MAX_CONNECTIONS = 50
 
 T = TypeVar("T")
 
@@ -109,21 +111,27 @@ class RedisRateLimiter:
 
     def __init__(self, url: str, *, prefix: str = "pushcamp:", timeout: float = 0.5) -> None:
         # Imported here: the embedded default never loads the client.
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         self.prefix = prefix + "rl:"
         self.timeout = timeout
+        # A decision holds a connection for one round trip, so a few dozen serve
+        # thousands of requests a second; past that, requests wait their turn (within
+        # the deadline) instead of failing as the default pool does when it is full.
         # One immediate retry: a pooled connection that Redis closed (a restart) is
         # replaced at once instead of failing the request that found it.
-        self._redis = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
+        self._redis = Redis.from_pool(pool)
         self._gcra = self._redis.register_script(GCRA_SCRIPT)
 
     async def hit(self, key: str, limit: int, window: float = WINDOW_SECONDS) -> RateDecision:
