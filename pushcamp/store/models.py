@@ -152,7 +152,8 @@ class Subscriber(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_engaged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # Why it became inactive: "unsubscribed", "gone" (push service 404/410), "replaced".
+    # Why it became inactive: "unsubscribed", "gone" (push service 404/410), "replaced",
+    # "merged" (a duplicate spelling of a kept row, migration 0007).
     deactivated_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Vouched for (docs/delivery.md, pausing): the first time the push service accepted a
     # push to it, and when the operator imported it. Either makes its 401/403 a sign that
