@@ -8,14 +8,19 @@ import contextlib
 import json
 import signal
 import socket
+import struct
 import sys
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from pushcamp.testing.simulator import _browser_http
+from pushcamp.testing.simulator._browsers import Ack, BrowserChannel, PageReport
 from pushcamp.testing.simulator._state import (
+    Attempt,
     Fault,
     ReceivedMessage,
     SimulatedSubscription,
@@ -149,6 +154,12 @@ class PushServiceSimulator:
         """Push requests made to this subscription, faulted and refused ones included."""
         return self.state.get(subscription).attempts
 
+    def attempt_log(self, subscription: SimulatedSubscription | str) -> list[Attempt]:
+        """Each push request to this subscription, oldest first: when it arrived and the
+        status it was answered (None: closed without an answer). Shows when a sender
+        retried, e.g. how long after a 429 with Retry-After."""
+        return self.state.attempt_log(subscription)
+
     def inject(
         self, subscription: SimulatedSubscription | str, fault: Fault, times: int = 1
     ) -> None:
@@ -173,6 +184,49 @@ class PushServiceSimulator:
 
     def reset(self) -> None:
         self.state.reset()
+
+    # -- real browsers (Mozilla's WebSocket push protocol; docs/simulator.md) --------
+    @property
+    def push_server_url(self) -> str:
+        """The WebSocket URL to give a browser as its push server (Firefox:
+        ``dom.push.serverURL``)."""
+        return "ws" + self.url.removeprefix("http") + "/"
+
+    def gate_url(self, next_url: str) -> str:
+        """A page that waits until a browser's push connection is up, then opens
+        ``next_url`` (Firefox refuses ``subscribe()`` before)."""
+        from urllib.parse import quote
+
+        return f"{self.url}/browser/gate?next={quote(next_url, safe='')}"
+
+    def browser_status(self) -> dict[str, Any]:
+        """``connected`` browsers, ``hellos`` so far, ``subscriptions`` and ``active``."""
+        return self.state.browsers.status()
+
+    def browser_subscriptions(self) -> list[BrowserChannel]:
+        """The subscriptions real browsers made here, oldest first."""
+        return self.state.browsers.channels()
+
+    def browser_subscription(self, endpoint_or_id: str) -> BrowserChannel:
+        """One of them, by its endpoint (or the endpoint's last segment)."""
+        return self.state.browsers.get(endpoint_or_id.rstrip("/").rsplit("/", 1)[-1])
+
+    def acks(self, endpoint_or_id: str) -> list[Ack]:
+        """The browser's acks for the pushes to this subscription (code 100: delivered)."""
+        return self.state.browsers.acks(self.browser_subscription(endpoint_or_id).id)
+
+    def page_reports(self) -> list[PageReport]:
+        """What pages posted to ``/browser/reports`` (the demo page with ``?report=``)."""
+        return self.state.browsers.reports()
+
+    @property
+    def reports_url(self) -> str:
+        return f"{self.url}/browser/reports"
+
+    def ask_page(self, action: str) -> None:
+        """Queue an action for the page that reports next (the demo page understands
+        ``subscribe``, ``unsubscribe`` and ``revoke``)."""
+        self.state.browsers.ask_page(action)
 
 
 def run(host: str = "127.0.0.1", port: int = 8090, **options: Any) -> None:
@@ -227,12 +281,21 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _application(state: SimulatorState) -> web.Application:
     routes = web.RouteTableDef()
+    sockets = _browser_http.Sockets()
+    _browser_http.add_routes(routes, state, sockets)
 
     @routes.post("/push/{sid}")
     async def push(request: web.Request) -> web.StreamResponse:
         state.request_started(request.transport)
+        arrived_at = time.time()
         status: int | None = None
+        sub: SimulatedSubscription | None = None
         try:
+            if state.browsers.has(request.match_info["sid"]):  # a real browser's endpoint
+                status, response = await _browser_http.push(
+                    request, state, sockets, request.match_info["sid"]
+                )
+                return response
             sub, fault, early = state.begin(request.match_info["sid"])
             if early is not None:
                 status = early.status
@@ -247,9 +310,16 @@ def _application(state: SimulatorState) -> web.Application:
                 if fault.delay > 0:
                     await asyncio.sleep(fault.delay)
                 if fault.drop:
-                    # No answer at all: the client sees the connection close.
-                    if request.transport is not None:
-                        request.transport.abort()
+                    # No answer at all: the client sees the connection close (reset:
+                    # SO_LINGER 0 makes the close a TCP RST).
+                    transport = request.transport
+                    if transport is not None:
+                        sock = transport.get_extra_info("socket")
+                        if fault.reset and sock is not None:
+                            sock.setsockopt(
+                                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                            )
+                        transport.abort()
                     return web.Response(status=500)
                 if fault.status is not None:
                     status = fault.status
@@ -266,6 +336,8 @@ def _application(state: SimulatorState) -> web.Application:
             return web.Response(status=answer.status, text=answer.reason)
         finally:
             state.request_finished(status)
+            if sub is not None:
+                state.log_attempt(sub, arrived_at, status)
 
     @routes.post("/subscriptions")
     async def create(request: web.Request) -> web.Response:
@@ -302,6 +374,7 @@ def _application(state: SimulatorState) -> web.Application:
                 "active": sub.active,
                 "attempts": sub.attempts,
                 "received": len(state.messages(sub)),
+                "attempt_log": [a.to_json() for a in state.attempt_log(sub)],
             }
         )
 
@@ -351,4 +424,9 @@ def _application(state: SimulatorState) -> web.Application:
 
     app = web.Application(client_max_size=64 * 1024)
     app.add_routes(routes)
+
+    async def close_browsers(_app: web.Application) -> None:
+        await _browser_http.close_all(sockets)
+
+    app.on_shutdown.append(close_browsers)
     return app

@@ -42,8 +42,9 @@ class Fault:
     """What the simulator does instead of (or before) answering normally.
 
     ``delay``: wait this many seconds first (a slow push service). ``drop``: then close
-    the connection without any answer. ``status``: then answer this status (with
-    ``retry_after`` as the Retry-After header, seconds or an HTTP date, and ``body``)
+    the connection without any answer; with ``reset`` too, close it with a TCP RST (a
+    crashed peer or a middlebox) instead of an orderly FIN. ``status``: then answer this
+    status (with ``retry_after`` as the Retry-After header, seconds or an HTTP date, and ``body``)
     instead of checking and accepting the message. A fault with only ``delay`` answers
     normally, late.
     """
@@ -53,6 +54,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     body: str = ""
+    reset: bool = False
 
     @classmethod
     def gone(cls) -> Fault:
@@ -89,6 +91,10 @@ class Fault:
         return cls(drop=True)
 
     @classmethod
+    def connection_reset(cls) -> Fault:
+        return cls(drop=True, reset=True)
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
         status = data.get("status")
         retry_after = data.get("retry_after")
@@ -98,6 +104,7 @@ class Fault:
             delay=float(data.get("delay", 0.0)),
             drop=bool(data.get("drop", False)),
             body=str(data.get("body", "")),
+            reset=bool(data.get("reset", False)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +158,18 @@ class ReceivedMessage:
         }
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One push request to a subscription: when it arrived (seconds since the epoch) and
+    what it was answered (None: the connection was closed without an answer)."""
+
+    arrived_at: float
+    status: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"arrived_at": self.arrived_at, "status": self.status}
+
+
 @dataclass(eq=False)
 class SimulatedSubscription:
     """A browser's subscription as the simulator keeps it — private key included, which
@@ -165,6 +184,7 @@ class SimulatedSubscription:
     attempts: int = 0
     messages: list[ReceivedMessage] = field(default_factory=list, repr=False)
     faults: deque[Fault] = field(default_factory=deque, repr=False)
+    log: list[Attempt] = field(default_factory=list, repr=False)
     p256dh: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -195,6 +215,37 @@ class Answer:
     retry_after: str | None = None
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What a push request that passed the checks said."""
+
+    ttl: int
+    urgency: str
+    topic: str | None
+    vapid_sub: str | None
+
+    def message(
+        self,
+        subscription_id: str,
+        payload: bytes | None,
+        body: bytes,
+        headers: Mapping[str, str],
+        now: float,
+    ) -> ReceivedMessage:
+        return ReceivedMessage(
+            subscription_id=subscription_id,
+            payload=payload,
+            size=len(body),
+            ttl=self.ttl,
+            urgency=self.urgency,
+            topic=self.topic,
+            vapid_sub=self.vapid_sub,
+            received_at=now,
+            body=body,
+            headers=dict(headers),
+        )
+
+
 class SimulatorState:
     """Everything the simulator knows. ``origin`` is the VAPID ``aud`` it expects."""
 
@@ -221,6 +272,10 @@ class SimulatorState:
         self._max_in_flight = 0
         self._connections: weakref.WeakSet[object] = weakref.WeakSet()
         self._connection_count = 0
+        # Real browsers subscribed over the WebSocket push protocol (_browsers.py).
+        from pushcamp.testing.simulator._browsers import BrowserRegistry
+
+        self.browsers = BrowserRegistry(lambda: self.origin)
 
     # -- subscriptions -------------------------------------------------------------
     def subscribe(self, application_server_key: str | None = None) -> SimulatedSubscription:
@@ -263,6 +318,19 @@ class SimulatorState:
         with self._lock:
             return list(sub.messages)
 
+    def attempt_log(self, subscription: SimulatedSubscription | str) -> list[Attempt]:
+        sub = self.get(subscription)
+        with self._lock:
+            return list(sub.log)
+
+    def log_attempt(
+        self, sub: SimulatedSubscription, arrived_at: float, status: int | None
+    ) -> None:
+        """Note one push request and its answer (the first ``keep_messages`` are kept)."""
+        with self._lock:
+            if len(sub.log) < self.keep_messages:
+                sub.log.append(Attempt(arrived_at, status))
+
     # -- faults --------------------------------------------------------------------
     def inject(
         self, subscription: SimulatedSubscription | str, fault: Fault, times: int = 1
@@ -294,6 +362,7 @@ class SimulatorState:
             self._statuses.clear()
             self._requests = self._max_in_flight = self._connection_count = 0
             self._connections = weakref.WeakSet()
+        self.browsers.reset()
 
     # -- statistics ----------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -352,14 +421,32 @@ class SimulatorState:
     ) -> Answer:
         """Check a push request as a push service would and, if good, record it."""
         now = time.time() if now is None else now
+        checked = self.check(sub.application_server_key, headers, body, now)
+        if isinstance(checked, Answer):
+            return checked
+        payload: bytes | None = None
+        if self.decrypt:
+            try:
+                payload = decrypt(body, sub.private_key, sub.auth)
+            except DecryptionFailed as exc:
+                return Answer(400, f"decryption failed: {exc}")
+        message = checked.message(sub.id, payload, body, headers, now)
+        with self._lock:
+            if len(sub.messages) < self.keep_messages:
+                sub.messages.append(message)
+        return Answer(201)
+
+    def check(
+        self, bound_key: str | None, headers: Mapping[str, str], body: bytes, now: float
+    ) -> Answer | Checked:
+        """The checks every push request gets (VAPID, headers, size), for a subscription
+        bound to ``bound_key`` (or to none): an error answer, or what was read."""
         vapid_sub: str | None = None
         if self.verify_vapid:
             token = self._verify(headers.get("Authorization", ""), now)
             if isinstance(token, Answer):
                 return token
-            if sub.application_server_key is not None and not _same_key(
-                token.public_key, sub.application_server_key
-            ):
+            if bound_key is not None and not _same_key(token.public_key, bound_key):
                 return Answer(403, "VAPID key is not the one the subscription was made with")
             vapid_sub = str(token.claims.get("sub"))
         ttl_text = headers.get("TTL")
@@ -375,28 +462,7 @@ class SimulatorState:
             return Answer(400, "Content-Encoding must be aes128gcm")
         if len(body) > MAX_MESSAGE_SIZE:
             return Answer(413, "payload larger than 4096 bytes")
-        payload: bytes | None = None
-        if self.decrypt:
-            try:
-                payload = decrypt(body, sub.private_key, sub.auth)
-            except DecryptionFailed as exc:
-                return Answer(400, f"decryption failed: {exc}")
-        message = ReceivedMessage(
-            subscription_id=sub.id,
-            payload=payload,
-            size=len(body),
-            ttl=int(ttl_text),
-            urgency=urgency,
-            topic=topic,
-            vapid_sub=vapid_sub,
-            received_at=now,
-            body=body,
-            headers=dict(headers),
-        )
-        with self._lock:
-            if len(sub.messages) < self.keep_messages:
-                sub.messages.append(message)
-        return Answer(201)
+        return Checked(int(ttl_text), urgency, topic, vapid_sub)
 
     def _verify(self, header: str, now: float) -> VerifiedToken | Answer:
         # Senders reuse one token for hours; checking its signature once per token,
