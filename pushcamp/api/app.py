@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from pushcamp import __version__
 from pushcamp.api import errors
+from pushcamp.api.body import MAX_ID
 from pushcamp.api.context import AppContext
 from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
@@ -18,6 +20,7 @@ from pushcamp.api.ratelimit import RateLimiter, build_limiter
 from pushcamp.api.routes import campaigns, ops, public, sdk, statistics
 from pushcamp.delivery.engine import DeliveryEngine, EngineOptions
 from pushcamp.domain.locales import is_locale
+from pushcamp.domain.partners import PARTNER_ID_PATTERN
 from pushcamp.logs import get_logger
 from pushcamp.services.sites import SiteDirectory
 from pushcamp.services.tokens import Authenticator
@@ -25,6 +28,7 @@ from pushcamp.settings import Settings, get_settings
 from pushcamp.store import Database
 
 log = get_logger("pushcamp")
+PARTNER_ID_REGEX = f"^{PARTNER_ID_PATTERN.pattern}$"
 
 DESCRIPTION = """
 Self-hosted Web Push campaign server. The partner API is call-compatible with Insider
@@ -144,7 +148,39 @@ def _add_security_scheme(app: FastAPI) -> None:
             if path.startswith(("/v1/", "/v2/")) and path not in PUBLIC_PATHS:
                 for operation in item.values():
                     operation["security"] = [{"apiToken": []}]
+            for operation in item.values():
+                _state_what_is_accepted(operation)
+        _walk_partner_ids(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# What the routes really accept, which their ``str`` parameters do not say (they parse
+# them themselves so that a bad value is a 400 naming the field, never a 422).
+_PATH_SCHEMAS = {
+    "campaign_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    "partner_id": {"type": "string", "pattern": PARTNER_ID_REGEX},
+}
+
+
+def _state_what_is_accepted(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "path" and parameter.get("name") in _PATH_SCHEMAS:
+            parameter["schema"] = dict(_PATH_SCHEMAS[parameter["name"]])
+    # Never a 422: validation failures are 400s (FastAPI documents a 422 of its own).
+    operation.get("responses", {}).pop("422", None)
+
+
+def _walk_partner_ids(node: Any) -> None:
+    """Give every ``partner_id`` string property the partner id's pattern."""
+    if isinstance(node, dict):
+        prop = node.get("properties", {}).get("partner_id")
+        if isinstance(prop, dict) and prop.get("type") == "string":
+            prop["pattern"] = PARTNER_ID_REGEX
+        for value in node.values():
+            _walk_partner_ids(value)
+    elif isinstance(node, list):
+        for value in node:
+            _walk_partner_ids(value)

@@ -62,6 +62,10 @@ async def read_model(request: Request, model: type[M]) -> M:
     return validate(model, parse_json(await request.body()))
 
 
+# Path ids: 1 to 18 digits (always within a signed 64-bit integer).
+MAX_ID = 10**18 - 1
+
+
 def parse_id(value: str, field: str = "campaign_id") -> int:
     """Path ids are positive integers; anything else (such as the literal ``campaign_id``
     in the published collection) is a 400, not a 404 or 422."""

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from pushcamp.api import metrics
 from pushcamp.api.body import BodyTooLarge
@@ -82,10 +83,24 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 _HTTP_MESSAGES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = _HTTP_MESSAGES.get(exc.status_code, "Error")
-    return JSONResponse({"message": message}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return JSONResponse({"message": message}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only those of
+    the first route whose path matched)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
 
 
 # nginx's "client closed request": recorded in the log and the metrics, never sent.
