@@ -100,6 +100,12 @@ class Progress:
         return self.campaign_status == CampaignStatus.SENDING
 
     @property
+    def batched(self) -> bool:
+        """Whether the share of batches done says how far the launch is (a launch of
+        one batch is 0% until it ends)."""
+        return self.batches_total > 1
+
+    @property
     def percent(self) -> int:
         if self.batches_total <= 0:
             return 100 if self.launch_status == "Sent" else 0
@@ -117,6 +123,8 @@ class Progress:
             "dropped": n.dropped if n else 0,
             "delivered": n.delivered if n else 0,
             "clicks": n.clicks if n else 0,
+            "delivery_rate": n.delivery_rate if n else 0.0,
+            "ctr": n.ctr if n else 0.0,
         }
 
 

@@ -9,74 +9,15 @@ temporary folder), at desktop and at phone width.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from pushcamp.store import Database
 from pushcamp.testing.process import ServerProcess
-from tests.panel.conftest import Launched, fake_address
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    reason = "Debian's chromium is not installed (./test installs it with apt-get as root)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    executable = chromium_path()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("PUSHCAMP_TEST_ARTIFACTS") or tmp_path) / "panel"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def new_page(browser: Browser, server: ServerProcess, width: int = 1280) -> Page:
-    context = browser.new_context(
-        base_url=server.url,
-        viewport={"width": width, "height": 900},
-        # A client address of its own: the sign-in budget is per address.
-        extra_http_headers={"X-Forwarded-For": fake_address()},
-    )
-    return context.new_page()
-
-
-def sign_in(page: Page, token: str) -> None:
-    page.goto("/panel/login")
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/panel/campaigns")
+from tests.panel.conftest import Launched, fake_address, new_page
+from tests.panel.conftest import sign_in_page as sign_in
 
 
 def test_a_person_uses_the_panel(
