@@ -128,9 +128,17 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port (0 picks a free one).")] = None,
 ) -> None:
     """Run the API, the panel and the embedded worker in this process."""
+    from rich.markup import escape
+
     from pushcamp.server import run_server
+    from pushcamp.store.db import StartupFailed, check_startup
 
     settings = _settings()
+    try:
+        check_startup(settings)  # a database it cannot write: one line, exit 5
+    except StartupFailed as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(_EXIT_CODES[DependencyUnavailable]) from None
     with _errors():
         run_server(settings, host or settings.host, settings.port if port is None else port)
 

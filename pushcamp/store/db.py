@@ -257,6 +257,53 @@ class Database:
         self.engine.dispose()
 
 
+class StartupFailed(DependencyUnavailable):
+    """The database cannot be used at start-up; the message is one line saying why."""
+
+
+def check_startup(settings: Settings) -> None:
+    """Before serving: bring the schema to the newest revision and prove the database
+    takes a committed write. Without this, a read-only SQLite file whose schema is
+    already current would let the server start and then answer 424 to every write.
+
+    A path in a directory that does not exist, a read-only file or directory, a full
+    disk, an unreachable or read-only server: :class:`StartupFailed`, one line naming the
+    database (password hidden) and the driver's reason, so ``pushcamp serve`` can exit
+    non-zero with that line instead of a traceback."""
+    where = settings.redacted_database_url()
+    db: Database | None = None
+    try:
+        db = Database(settings)
+        db.migrate()
+        with db.write() as conn:
+            # A real change to a real page: committed to the file (SQLite: its WAL).
+            conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
+    except (DBAPIError, DependencyUnavailable, OSError) as exc:
+        raise StartupFailed(f"cannot use the database {where}: {_reason(exc)}") from None
+    finally:
+        if db is not None:
+            db.dispose()
+
+
+_HINTS = (
+    ("unable to open database file", "does its directory exist, and may pushcamp write there?"),
+    ("readonly database", "the file or its directory is read-only"),
+    ("disk is full", "the disk is full"),
+    ("disk i/o error", "is the disk full or failing?"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, on one line, with a hint for SQLite's terse ones."""
+    while isinstance(exc, DependencyUnavailable) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(cause).__name__
+    hint = next((h for key, h in _HINTS if key in reason.lower()), None)
+    return f"{reason} ({hint})" if hint else reason
+
+
 def _create_private_file(url: str) -> None:
     """Create the SQLite file readable and writable by its owner only (0600) before
     SQLite does: it holds the partners' VAPID private keys and event-signing keys.
@@ -267,8 +314,8 @@ def _create_private_file(url: str) -> None:
         return
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except (FileExistsError, FileNotFoundError):
-        return  # already there, or no such directory (SQLite reports that itself)
+    except OSError:
+        return  # already there, no such directory, not writable: SQLite reports it itself
     os.close(fd)
 
 
