@@ -79,8 +79,9 @@ class MemoryRateLimiter:
 # the key's TAT, decide, store the new TAT only when the request is allowed. The clock is
 # Redis's own (TIME), so the API processes' clocks never matter. The TAT is kept until it
 # is reached (PX): after that the budget is whole, which is what a missing key means.
-# Returns the TAT read (false when none) and the time as TIME gave it; the caller repeats
-# gcra() on them for the decision's numbers (the same doubles, so the same answer).
+# Returns whether it allowed the request, the TAT read (false when none) and the time as
+# TIME gave it; the caller repeats gcra() on them for the decision's numbers (the same
+# doubles in the same order, so the same answer: a disagreement is a bug, and raises).
 GCRA_SCRIPT = """
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -92,11 +93,13 @@ local interval = window / limit
 local base = now
 if tat and tat >= now then base = tat end
 local new_tat = base + interval
+local allowed = 0
 if now >= new_tat - window then
+  allowed = 1
   redis.call('SET', KEYS[1], string.format('%.17g', new_tat),
              'PX', math.max(1, math.ceil((new_tat - now) * 1000)))
 end
-return {stored or false, clock[1], clock[2]}
+return {allowed, stored or false, clock[1], clock[2]}
 """
 
 
@@ -138,10 +141,12 @@ class RedisRateLimiter:
         reply = await self._call(
             self._gcra(keys=[self.prefix + key], args=[limit, _number(window)])
         )
-        stored, seconds, micros = reply
+        allowed, stored, seconds, micros = reply
         tat = float(stored) if stored else None
         now = int(seconds) + int(micros) / 1000000
         decision, _ = gcra(tat, now, limit, window)
+        if decision.allowed != bool(allowed):
+            raise RuntimeError(f"the Redis GCRA and gcra() disagree on {key!r}")
         return decision
 
     async def ping(self) -> None:
