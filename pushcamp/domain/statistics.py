@@ -95,6 +95,19 @@ def campaign_type(is_all: bool) -> str:
 
 CAMPAIGN_TYPES: tuple[str, ...] = ("Bulk", "Segment")
 
+# overall-metrics rows carry the published samples' button links: pushcamp's notifications
+# have no action buttons, which the samples write "N/A".
+NO_BUTTON = "N/A"
+
+
+def days_active(first: datetime | None, last: datetime | None, today: date) -> int:
+    """``daysActive`` of overall-metrics: the UTC days from the campaign's first launch to
+    the end of its last one (today while one runs), both counted; 0 before any launch."""
+    if first is None:
+        return 0
+    end = last.astimezone(UTC).date() if last is not None else today
+    return max((end - first.astimezone(UTC).date()).days, 0) + 1
+
 
 # --- rates and formats ---------------------------------------------------------------------
 

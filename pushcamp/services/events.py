@@ -13,6 +13,7 @@ from pushcamp.domain.event_tokens import EventClaim, verify
 from pushcamp.errors import InvalidRequest
 from pushcamp.store import Database
 from pushcamp.store import events as q
+from pushcamp.store import statistics as stats_queries
 from pushcamp.store import subscribers as subscriber_queries
 
 EVENT_TYPES = ("delivered", "clicked", "closed")
@@ -36,6 +37,10 @@ def record_event(
                 # Signed with the partner's key but naming a launch that is not the
                 # partner's (or none): refused like a forged token, nothing written.
                 raise InvalidRequest.of("token", "names no launch of its partner")
+            if event_type in ("delivered", "clicked"):
+                stats_queries.count_event(
+                    conn, claim.partner_id, claim.launch_id, claim.subscriber_id, event_type, now
+                )
             if event_type == "clicked":
                 subscriber_queries.touch_engagement(
                     conn, claim.partner_id, now, subscriber_id=claim.subscriber_id

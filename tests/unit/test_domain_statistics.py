@@ -196,3 +196,23 @@ def test_timeline_step_is_a_minute_under_three_hours() -> None:
     start = datetime(2023, 6, 1, tzinfo=UTC)
     assert rules.bucket_step(start, start + timedelta(hours=2, minutes=59)) == timedelta(minutes=1)
     assert rules.bucket_step(start, start + timedelta(hours=3)) == timedelta(hours=1)
+
+
+_D = datetime(2023, 6, 8, 21, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "days"),
+    [
+        (None, None, 0),  # never launched
+        (_D, _D + timedelta(minutes=1), 1),  # the published sample: one day
+        (_D, _D + timedelta(hours=3), 2),  # past midnight UTC: two days
+        (_D, None, 3),  # still sending: until today (2023-06-10)
+        (_D, _D - timedelta(days=1), 1),  # an end before the start never goes below 1
+        (datetime(2023, 6, 9, 1, tzinfo=UTC).astimezone(), _D + timedelta(hours=4), 1),
+    ],
+)
+def test_days_active_counts_utc_days_both_ends(
+    first: datetime | None, last: datetime | None, days: int
+) -> None:
+    assert rules.days_active(first, last, date(2023, 6, 10)) == days

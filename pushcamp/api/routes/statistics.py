@@ -4,7 +4,7 @@ this module only reads the body and writes the published formats."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -152,17 +152,21 @@ def _campaign_metrics(report: service.CampaignReport, window: DateRange) -> dict
     }
 
 
-def _overall_row(row: service.CampaignSummary) -> dict[str, Any]:
+def _overall_row(row: service.CampaignSummary, today: date) -> dict[str, Any]:
     n = row.numbers
     return {
         "id": row.campaign_id,
+        "tags": [],  # pushcamp's campaigns have no tags
         "type": rules.campaign_type(row.is_all),
         "campName": row.title,
         "status": row.status,
         "sendDate": _stamp(row.first_sent_at),
         "startDate": _stamp(row.first_launched_at),
         "endDate": _stamp(row.last_finished_at),
+        "daysActive": rules.days_active(row.first_launched_at, row.last_finished_at, today),
         "messageLink": row.link,
+        "firstButtonLink": rules.NO_BUTTON,
+        "secondButtonLink": rules.NO_BUTTON,
         "targeted": n.targeted,
         "sent": n.sent,
         "dropped": n.dropped,
@@ -239,12 +243,13 @@ async def overall_metrics(request: Request) -> JSONResponse:
     result = await call_service(
         request, service.overall, context(request).db, caller.partner_id, window, page, per_page
     )
+    today = datetime.now(UTC).date()
     return JSONResponse(
         {
             "page": result.page,
             "per_page": result.per_page,
             "total": result.total,
-            "data": [_overall_row(row) for row in result.rows],
+            "data": [_overall_row(row, today) for row in result.rows],
         }
     )
 
