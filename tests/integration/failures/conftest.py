@@ -111,4 +111,4 @@ def records_by_endpoint(db: Database) -> dict[str, list[Record]]:
 
 def active_by_endpoint(db: Database) -> dict[str, bool]:
     with db.read() as conn:
-        return dict(conn.execute(select(Subscriber.endpoint, Subscriber.active)).tuples().all())
+        return {e: bool(a) for e, a in conn.execute(select(Subscriber.endpoint, Subscriber.active))}
