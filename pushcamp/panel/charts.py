@@ -74,7 +74,6 @@ def delivery_chart(points: Sequence[tuple[datetime, int, int, int]], per: str) -
         **_config(
             x_labels_major_every=_every(len(points)),
             fill=False,
-            y_title=f"per {per}",
             min_scale=2,
         )
     )

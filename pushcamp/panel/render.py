@@ -44,6 +44,11 @@ def percent(value: Any) -> str:
     return f"{float(value) * 100:.2f}%"
 
 
+def language(value: Any) -> str:
+    """A campaign's language: ``all_ALL`` reads "all languages"."""
+    return "all languages" if value == "all_ALL" else str(value)
+
+
 def when(value: datetime | None) -> str:
     """A stored time in UTC, to the minute."""
     if value is None:
@@ -65,6 +70,7 @@ def environment() -> Environment:
     env.filters["number"] = number
     env.filters["percent"] = percent
     env.filters["when"] = when
+    env.filters["language"] = language
     return env
 
 

@@ -271,7 +271,41 @@ def test_the_listing_is_paginated(
         assert one == [str(i) for i in reversed(ids)][:20]
         assert two == [str(i) for i in reversed(ids)][20:]
         assert "page 2 of 2" in two_page
-        assert re.findall(r'data-campaign="(\d+)"', c.get("/panel/campaigns?page=9").text) == []
+        # Past the end: no rows, and a way back rather than "no campaign yet".
+        past = c.get("/panel/campaigns?page=9").text
+        assert re.findall(r'data-campaign="(\d+)"', past) == []
+        assert "There is no page 9: 23 campaigns fit on 2 pages." in past
+        assert 'href="?q=&amp;page=2"' in past
+        assert "No Web Push campaign yet" not in past
+        # A search keeps its words from page to page.
+        found = c.get("/panel/campaigns", params={"q": "PAGE TEST"}).text
+        assert "23 campaigns · page 1 of 2" in found
+        assert 'href="?q=PAGE%20TEST&amp;page=2"' in found
+        rest = c.get("/panel/campaigns?q=PAGE%20TEST&page=2").text
+        assert re.findall(r'data-campaign="(\d+)"', rest) == [str(i) for i in reversed(ids[:3])]
+        assert 'href="?q=PAGE%20TEST&amp;page=1"' in rest
+
+
+def test_a_partner_with_nothing_yet_sees_empty_states(
+    server: ServerProcess, tenant: Tenant
+) -> None:
+    with sign_in(server, tenant.token) as c:
+        listing = c.get("/panel/campaigns")
+        assert listing.status_code == 200
+        assert "No Web Push campaign yet" in listing.text
+        assert "data-campaign=" not in listing.text and 'class="pager"' not in listing.text
+        searched = c.get("/panel/campaigns?q=sale&page=3").text
+        assert "No campaign title contains “sale”" in searched
+        assert "There is no page" not in searched
+        subscribers = c.get("/panel/subscribers")
+        assert subscribers.status_code == 200
+        assert 'id="no-subscribers"' in subscribers.text
+        assert 'data-field="total">0<' in subscribers.text
+        assert subscribers.text.count("None yet") == 4  # language, browser, OS, device
+        assert "<svg" in subscribers.text  # the growth chart, flat at zero
+        settings = c.get("/panel/settings")
+        assert settings.status_code == 200
+        assert "none yet" in settings.text
 
 
 def test_odd_input_never_gives_a_500(server: ServerProcess, tenant: Tenant) -> None:
@@ -339,6 +373,12 @@ def test_the_campaign_page_shows_the_notification_chart_and_breakdowns(
         assert "<script" not in html.replace('<script src="/panel/static/panel.js"', "")
         for label in ("frequencyCapped", "unsubscriptions", "Desktop"):
             assert label in html
+        assert f"#{launched.campaign_id} · all languages" in html  # all_ALL, in words
+        # Reasons with nothing counted are muted and draw no bar; counted ones do.
+        dropped = html.split('id="dropped"', 1)[1].split("</section>", 1)[0]
+        assert dropped.count('<tr class="zero">') == 5 and "<span style" not in dropped
+        undelivered = html.split('id="undelivered"', 1)[1].split("</section>", 1)[0]
+        assert '<span style="width: 100.0%">' in undelivered
         headers = page.headers
         assert "script-src 'self'" in headers["content-security-policy"]
         assert headers["cache-control"] == "no-store"
