@@ -92,14 +92,18 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=exc.status_code, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette's 405 names only those of
-    the first route whose path matched)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods.update(route_methods)
+    the first route whose path matched). Each method is tried against the routes."""
+    methods = {
+        method
+        for method in _METHODS
+        for route in request.app.router.routes
+        if route.matches({**request.scope, "method": method})[0] is Match.FULL
+    }
     return ", ".join(sorted(methods))
 
 
