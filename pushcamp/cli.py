@@ -140,7 +140,35 @@ def serve(
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(_EXIT_CODES[DependencyUnavailable]) from None
     with _errors():
+        from pushcamp.delivery.runner import check_settings
+
+        check_settings(settings)  # something must send launches: exit 2 otherwise
         run_server(settings, host or settings.host, settings.port if port is None else port)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Batches sent at once (default PUSHCAMP_DELIVERY_WORKERS)."),
+    ] = None,
+) -> None:
+    """Run a delivery worker (Celery, on PUSHCAMP_BROKER_URL): sends the batches of
+    launches that API processes recorded. Start any number, on any machines
+    (docs/scaling.md)."""
+    settings = _settings()
+    with _errors():
+        if not settings.broker_url:
+            raise InvalidRequest(
+                message="PUSHCAMP_BROKER_URL is not set: `pushcamp worker` takes launches "
+                "from a Celery broker (redis://... or amqp://...)"
+            )
+        from pushcamp.delivery.runner import check_settings
+
+        check_settings(settings)
+        from pushcamp.delivery.celery_app import run_worker
+
+        run_worker(settings, concurrency)
 
 
 @app.command()

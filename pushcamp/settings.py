@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     delivery_per_host: int = Field(
         default=200, ge=1, description="Requests in flight per push service."
     )
+    # Scaled-out delivery (docs/scaling.md): set, the API only records launches and the
+    # outbox hands their batches to this Celery broker (redis://... or amqp://...);
+    # ``pushcamp worker`` processes send them. In-process delivery is then not used.
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker for `pushcamp worker` (redis:// or amqp://); unset: "
+        "delivery runs in the API process.",
+    )
+    # Redis broker: a task not acknowledged this long after a worker took it is handed
+    # to another worker. Keep it above the longest batch takes to send.
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    # A batch still pending this long after it was published (its task lost with a
+    # broker's data) is published again.
+    broker_republish_seconds: float = Field(default=600.0, ge=5)
+    # Connecting to and publishing on the broker gives up after this (then retried).
+    broker_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # The queue batches are published to: one per installation sharing a broker.
+    broker_queue: str = Field(default="pushcamp.batches", pattern=r"^[A-Za-z0-9._:-]{1,200}$")
     # The sender's bounds on a push service that fails: tries per message (429, 5xx,
     # resets, timeouts), the longest Retry-After honoured (a longer one is given up on at
     # once), the time a push service has to answer one request.
@@ -127,6 +145,28 @@ class Settings(BaseSettings):
                 "PUSHCAMP_PUBLIC_URL must be an http(s) URL, e.g. https://push.example.com"
             )
         return value.rstrip("/")
+
+    def delivery_problem(self) -> str | None:
+        """Why no launch would ever be sent under these settings, or None."""
+        if not self.delivery_in_process and not self.broker_url:
+            return (
+                "PUSHCAMP_DELIVERY_IN_PROCESS is false and PUSHCAMP_BROKER_URL is unset: "
+                "nothing would ever send a launch. Set PUSHCAMP_BROKER_URL (and run "
+                "`pushcamp worker`), or leave in-process delivery on"
+            )
+        if self.broker_url and not self.broker_url.startswith(
+            ("redis://", "rediss://", "amqp://", "amqps://")
+        ):
+            return "PUSHCAMP_BROKER_URL must be a redis://, rediss://, amqp:// or amqps:// URL"
+        return None
+
+    def redacted_broker_url(self) -> str | None:
+        """The broker URL with any password removed, safe to print and log."""
+        if not self.broker_url:
+            return None
+        from kombu.utils.url import maybe_sanitize_url
+
+        return str(maybe_sanitize_url(self.broker_url))
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,7 +18,7 @@ from pushcamp.api.cors import PUBLIC_PATHS, CorsHeaders
 from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
 from pushcamp.api.ratelimit import RateLimiter, build_limiter
 from pushcamp.api.routes import campaigns, ops, public, sdk, statistics
-from pushcamp.delivery.engine import DeliveryEngine, EngineOptions
+from pushcamp.delivery.runner import build_runner
 from pushcamp.domain.locales import is_locale
 from pushcamp.domain.partners import PARTNER_ID_PATTERN
 from pushcamp.logs import get_logger
@@ -58,34 +58,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await run_in_threadpool(ctx.db.migrate)
-        if settings.delivery_in_process:
-            ctx.engine = DeliveryEngine(
-                ctx.db,
-                EngineOptions(
-                    workers=settings.delivery_workers,
-                    lease_seconds=settings.delivery_lease_seconds,
-                    per_host=settings.delivery_per_host,
-                    timeout=settings.delivery_timeout_seconds,
-                    max_attempts=settings.delivery_max_attempts,
-                    max_retry_after=settings.delivery_max_retry_after_seconds,
-                    drain_seconds=settings.delivery_drain_seconds,
-                    timeout=settings.delivery_timeout_seconds,
-                    max_attempts=settings.delivery_max_attempts,
-                    max_retry_after=settings.delivery_max_retry_after_seconds,
-                    drain_seconds=settings.delivery_drain_seconds,
-                    vapid_subject=settings.vapid_subject,
-                    allowed_hosts=settings.allowed_push_hosts,
-                    events_url=ctx.events_url,
-                ),
-            )
-            # SQLite: this process is the only worker, so batches claimed before a
-            # crash are resumed at once rather than after their lease.
-            await ctx.engine.start(reclaim_all=settings.is_sqlite)
+        # In-process by default; with PUSHCAMP_BROKER_URL this process only publishes
+        # recorded launches' batches to the broker, and `pushcamp worker`s send them.
+        ctx.runner = build_runner(settings, ctx.db)
+        await ctx.runner.start()
         warm_up()
         log.info("started", database=settings.redacted_database_url(), version=__version__)
         yield
-        if ctx.engine is not None:
-            await ctx.engine.stop()
+        if ctx.runner is not None:
+            await ctx.runner.stop()
         await ctx.limiter.aclose()
         ctx.db.dispose()
 

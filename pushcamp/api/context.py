@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from pushcamp.api.ratelimit import RateLimiter
-from pushcamp.delivery.engine import DeliveryEngine
+from pushcamp.delivery.runner import Runner
 from pushcamp.errors import DependencyUnavailable, InvalidRequest
 from pushcamp.services.tokens import Authenticator, Caller
 from pushcamp.settings import Settings
@@ -32,8 +32,9 @@ class AppContext:
     auth: Authenticator
     # Token checks in progress, shared by concurrent requests with the same header.
     auth_inflight: dict[str | None, asyncio.Future[Caller]] = field(default_factory=dict)
-    # The in-process fan-out engine (None when delivery runs elsewhere).
-    engine: DeliveryEngine | None = None
+    # How launches get sent (delivery.runner): in this process, or published to the
+    # broker for `pushcamp worker`s. None until the app has started.
+    runner: Runner | None = None
     # Where this server listens, once it does (the default public URL).
     base_url: str | None = None
 

@@ -1,5 +1,9 @@
-"""The fan-out engine: claims a launch's batches, reads each batch's audience in keyset
-pages, sends, and records what the push service answered.
+"""The delivery core: given a claimed batch, read its audience in keyset pages, send,
+and record what the push service answered. Both runners use it — the in-process runner
+(:mod:`pushcamp.delivery.inprocess`, the embedded default) and the Celery runner
+(:mod:`pushcamp.delivery.celery_app`, ``pushcamp worker``); neither decides anything
+the other could not see: the lease, the pause counters and the launch's events URL are
+all in the database.
 
 The rule that makes crashes harmless: a subscriber's delivery record is written only
 after its outcome is known, and a batch is marked done only after all its records are
@@ -9,27 +13,26 @@ So nobody is skipped and only the messages in flight at the crash are sent twice
 carry the launch's ``Topic``, so a push service replaces the first copy if it is still
 waiting.
 
-The in-process runner lives in the API server's event loop (embedded default). Database
-work runs in threads so the loop keeps serving HTTP.
+Database work runs in threads so the event loop keeps serving HTTP (in-process) or
+sending other batches (a worker).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 import socket
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from pushcamp.delivery.decisions import drop_reason, pause_key, pause_text, rule_drop
 from pushcamp.delivery.metrics import PUSHES
 from pushcamp.domain import event_tokens
 from pushcamp.domain.campaigns import CampaignStatus
@@ -40,35 +43,33 @@ from pushcamp.domain.launches import (
     LaunchStatus,
     audience_language,
     build_payload,
-    counts_towards_pause,
-    frequency_capped,
-    in_silent_hours,
-    local_minutes,
     should_pause,
 )
 from pushcamp.domain.subscribers import endpoint_problem
+from pushcamp.logs import get_logger
+from pushcamp.settings import Settings
 from pushcamp.store import Database
 from pushcamp.store import campaigns as campaigns_q
 from pushcamp.store import launches as q
 from pushcamp.store import partners as partners_q
+from pushcamp.store import pause as pause_q
 from pushcamp.store import subscribers as subs_q
 from pushcamp.store.models import utcnow
 from pushcamp.store.partners import SenderContext
 from pushcamp.webpush import (
-    AuthRejected,
     Gone,
     InvalidSubscription,
     PushOptions,
     PushResult,
     Sent,
     Subscription,
-    TooLarge,
     Vapid,
     WebPushSender,
 )
 
-log = logging.getLogger("pushcamp.delivery")
+log = get_logger("pushcamp.delivery")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 RUNNABLE = (LaunchStatus.QUEUED, LaunchStatus.SENDING)
 # How soon a page in progress notices its launch was stopped (a delete) or paused.
@@ -86,49 +87,65 @@ class EngineOptions:
     timeout: float = 10.0
     max_attempts: int = 4
     max_retry_after: float = 60.0
-    # When a launch pauses, the messages already posted are given this long to be
-    # answered and recorded (so a resume does not send them again) before the rest are
-    # abandoned. A stop (the campaign deleted) abandons them at once.
+    # When a launch pauses, or this process stops (SIGTERM), the messages already posted
+    # are given this long to be answered and recorded (so a resume does not send them
+    # again) before the rest are abandoned. A stop (the campaign deleted) abandons them
+    # at once.
     drain_seconds: float = 15.0
     vapid_subject: str = "mailto:push@pushcamp.dev"
     # Extra push-service hosts (PUSHCAMP_PUSH_ALLOWED_HOSTS), checked again at send time.
     allowed_hosts: frozenset[str] = frozenset()
-    events_url: Callable[[], str] = lambda: "http://127.0.0.1:8000/v1/events"
+    # The events URL of a launch recorded before launches stored their own (0008).
+    fallback_events_url: str = "http://127.0.0.1:8000/v1/events"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        """The options both runners take from pushcamp's settings."""
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        return cls(
+            workers=settings.delivery_workers,
+            lease_seconds=settings.delivery_lease_seconds,
+            per_host=settings.delivery_per_host,
+            timeout=settings.delivery_timeout_seconds,
+            max_attempts=settings.delivery_max_attempts,
+            max_retry_after=settings.delivery_max_retry_after_seconds,
+            drain_seconds=settings.delivery_drain_seconds,
+            vapid_subject=settings.vapid_subject,
+            allowed_hosts=settings.allowed_push_hosts,
+            fallback_events_url=f"{base}/v1/events",
+        )
 
 
 @dataclass(slots=True)
-class _LaunchState:
-    """What a worker process knows of one launch while sending it."""
+class _Page:
+    """What one page of a batch sends: messages and who each is for."""
 
-    attempts: int = 0
-    # Refusals that say the sender is wrong (counts_towards_pause), by status and reason.
-    sender_refused: Counter[str] = field(default_factory=Counter)
+    messages: list[tuple[Subscription, bytes, PushOptions]]
+    by_endpoint: dict[str, q.Recipient]
 
 
-class DeliveryEngine:
+class DeliveryCore:
+    """Sends claimed batches. Open it before use and close it after; ``begin_stop``
+    makes every page in progress post nothing more (SIGTERM)."""
+
     def __init__(self, db: Database, options: EngineOptions | None = None) -> None:
         self.db = db
         self.options = options or EngineOptions()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self.stopping = False
         self._sender: WebPushSender | None = None
         self._vapids: dict[str, tuple[str, Vapid]] = {}
         self._origins: dict[str, bool] = {}
-        self._launches: dict[int, _LaunchState] = {}
-        self.idle = asyncio.Event()
+        # One event per page being sent: set on stop, so nothing more is posted.
+        self._halts: set[asyncio.Event] = set()
+        # The newest pause counters this process has seen per launch: a page whose own
+        # unwritten refusals would cross the pause threshold writes them at once.
+        self._tallies: dict[int, pause_q.PauseTally] = {}
+        self.batches_sent = 0  # batches this process finished (tests, logs)
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, *, reclaim_all: bool) -> None:
-        """Start the workers. ``reclaim_all``: no other worker can exist (embedded mode),
-        so batches claimed before a restart are taken again at once instead of after
-        their lease."""
-        if reclaim_all:
-            released = await self._tx(q.release_all)
-            if released:
-                log.info("resuming %d batch(es) claimed before the restart", released)
+    async def open(self) -> None:
         o = self.options
         self._sender = WebPushSender(
             per_host=o.per_host,
@@ -137,95 +154,68 @@ class DeliveryEngine:
             max_attempts=o.max_attempts,
             max_retry_after=o.max_retry_after,
         )
-        self._tasks = [
-            asyncio.create_task(self._worker(i), name=f"delivery-{i}") for i in range(o.workers)
-        ]
 
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    def begin_stop(self) -> None:
+        """Post nothing more; pages in progress record what is answered, then give their
+        batch back."""
+        self.stopping = True
+        for halt in self._halts:
+            halt.set()
+
+    async def close(self) -> None:
         if self._sender is not None:
             await self._sender.close()
+            self._sender = None
 
-    def wake(self) -> None:
-        """New work was recorded: look now rather than at the next poll."""
-        self._wake.set()
+    # --- database calls, typed ----------------------------------------------------------
 
-    # --- helpers ------------------------------------------------------------------------
+    async def tx(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, ...)`` in a write transaction, on a thread."""
 
-    async def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def run() -> T:
             with self.db.write() as conn:
                 return fn(conn, *args, **kwargs)
 
         return await asyncio.to_thread(run)
 
-    async def _read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, ...)`` in a read transaction, on a thread."""
+
         def run() -> T:
             with self.db.read() as conn:
                 return fn(conn, *args, **kwargs)
 
         return await asyncio.to_thread(run)
 
-    def _may_post(self, origin: str) -> bool:
-        """Endpoints were checked at subscribe time; check their origin again before
-        posting, in case the operator has since removed a host from the allowed list
-        (no SSRF through stored rows). Decided once per origin."""
-        allowed = self._origins.get(origin)
-        if allowed is None:
-            problem = endpoint_problem(origin + "/", self.options.allowed_hosts)
-            if problem is not None:
-                log.warning("not posting to %s: %s", origin, problem)
-            allowed = self._origins[origin] = problem is None
-        return allowed
+    # --- claiming -----------------------------------------------------------------------
 
-    def _vapid(self, partner_id: str, private_key: str) -> Vapid:
-        cached = self._vapids.get(partner_id)
-        if cached is None or cached[0] != private_key:
-            cached = (private_key, Vapid(private_key, self.options.vapid_subject))
-            self._vapids[partner_id] = cached
-        return cached[1]
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.options.lease_seconds)
 
-    # --- the work -----------------------------------------------------------------------
+    async def claim_next(self) -> q.BatchRow | None:
+        """The oldest batch anyone may take (the in-process runner's way)."""
+        return await self.tx(q.claim_batch, self.worker_id, utcnow(), self.lease, RUNNABLE)
 
-    async def _worker(self, index: int) -> None:
-        lease = timedelta(seconds=self.options.lease_seconds)
-        while not self._stopping:
-            try:
-                batch = await self._tx(q.claim_batch, self.worker_id, utcnow(), lease, RUNNABLE)
-            except Exception:
-                log.exception("claiming a batch failed; retrying")
-                await asyncio.sleep(self.options.poll_seconds)
-                continue
-            if batch is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.options.poll_seconds)
-                continue
-            self._wake.set()  # there may be more: let another idle worker look too
-            try:
-                await self._run_batch(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The batch stays claimed; its lease runs out and it is taken again.
-                log.exception("batch %d of launch %d failed", batch.id, batch.launch_id)
-                await asyncio.sleep(self.options.poll_seconds)
+    async def claim(self, batch_id: int) -> q.BatchRow | None:
+        """This batch, if nobody holds it and its launch is runnable (a Celery task)."""
+        return await self.tx(
+            q.claim_batch_by_id, batch_id, self.worker_id, utcnow(), self.lease, RUNNABLE
+        )
 
-    async def _heartbeat(self, batch: q.BatchRow) -> None:
-        period = self.options.lease_seconds / 3
-        lease = timedelta(seconds=self.options.lease_seconds)
-        while True:
-            await asyncio.sleep(period)
-            try:
-                await self._tx(q.extend_lease, batch.id, self.worker_id, utcnow() + lease)
-            except Exception:
-                log.warning("could not extend the lease of batch %d", batch.id)
+    async def release_all(self) -> int:
+        """Give back every claimed batch (embedded mode at start-up: no other worker)."""
+        return await self.tx(q.release_all)
 
-    async def _run_batch(self, batch: q.BatchRow) -> None:
+    # --- one batch ----------------------------------------------------------------------
+
+    async def run(self, batch: q.BatchRow) -> bool:
+        """Send a claimed batch under a renewed lease; mark it done when all of it is
+        recorded, else give it back. True when it was finished."""
         heartbeat = asyncio.create_task(self._heartbeat(batch))
         try:
             finished = await self._send_batch(batch)
@@ -233,8 +223,26 @@ class DeliveryEngine:
             heartbeat.cancel()
         if finished:
             await self._finish(batch)
+            self.batches_sent += 1
+            log.info("batch_done", launch_id=batch.launch_id, batch_id=batch.id)
         else:
-            await self._tx(q.release_batch, batch.id, self.worker_id)
+            await self.tx(q.release_batch, batch.id, self.worker_id)
+            log.info("batch_given_back", launch_id=batch.launch_id, batch_id=batch.id)
+        return finished
+
+    async def _heartbeat(self, batch: q.BatchRow) -> None:
+        period = self.options.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.tx(q.extend_lease, batch.id, self.worker_id, utcnow() + self.lease)
+            except Exception as exc:
+                log.warning(
+                    "lease_not_extended",
+                    launch_id=batch.launch_id,
+                    batch_id=batch.id,
+                    error=type(exc).__name__,
+                )
 
     async def _finish(self, batch: q.BatchRow) -> None:
         """Mark the batch done; the launch's last batch ends the launch (and its campaign)."""
@@ -262,25 +270,26 @@ class DeliveryEngine:
                     DropReason.SENDER_REFUSED,
                     DropReason.SERVICE_PROVIDER_ERRORS,
                 )
-            return True
+            return ended
 
-        if await self._tx(finish):
-            self._launches.pop(batch.launch_id, None)
+        if await self.tx(finish):
+            self._tallies.pop(batch.launch_id, None)
+            log.info("launch_sent", launch_id=batch.launch_id, batch_id=batch.id)
 
     async def _send_batch(self, batch: q.BatchRow) -> bool:
         """Send one batch; True when all of it is recorded, False when its launch was
-        stopped or paused on the way (the batch is then given back)."""
-        launch = await self._read(q.get_launch, batch.launch_id)
+        stopped or paused on the way, or this process is stopping (the batch is then
+        given back)."""
+        launch = await self.read(q.get_launch, batch.launch_id)
         if launch is None or launch.status not in RUNNABLE:
             return False
-        ctx = await self._read(partners_q.get_sender_context, launch.partner_id)
+        ctx = await self.read(partners_q.get_sender_context, launch.partner_id)
         if ctx is None:
-            await self._tx(
-                q.set_status, launch.id, LaunchStatus.FAILED, now=utcnow(), finished=True
-            )
+            await self.tx(q.set_status, launch.id, LaunchStatus.FAILED, now=utcnow(), finished=True)
+            log.warning("launch_failed", launch_id=launch.id, batch_id=batch.id)
             return False
         if launch.status == LaunchStatus.QUEUED:
-            await self._tx(
+            await self.tx(
                 q.set_status,
                 launch.id,
                 LaunchStatus.SENDING,
@@ -289,23 +298,22 @@ class DeliveryEngine:
                 started=True,
             )
         request = request_from_dict(launch.request)
-        campaign = await self._read(campaigns_q.get_campaign, launch.partner_id, launch.campaign_id)
-        state = self._launches.setdefault(launch.id, _LaunchState())
+        campaign = await self.read(campaigns_q.get_campaign, launch.partner_id, launch.campaign_id)
         vapid = self._vapid(launch.partner_id, ctx.vapid_private_key)
         options = PushOptions(ttl=min(request.ttl, 28 * 24 * 3600), topic=launch.topic, vapid=vapid)
-        events_url = self.options.events_url()
+        events_url = launch.events_url or self.options.fallback_events_url
         language = audience_language(request.language, campaign.language if campaign else None)
         target = (request.target.attribute, request.target.values) if request.target else None
         after = 0
-        while True:
-            current = await self._read(q.get_launch, launch.id)
+        while not self.stopping:
+            current = await self.read(q.get_launch, launch.id)
             if current is None or current.status not in RUNNABLE:
                 return False
             now = utcnow()
             engaged_since = (
                 None if request.include_unengaged else now - timedelta(days=ctx.engagement_days)
             )
-            page = await self._read(
+            audience = await self.read(
                 q.audience_page,
                 partner_id=launch.partner_id,
                 launch_id=launch.id,
@@ -317,21 +325,20 @@ class DeliveryEngine:
                 target=target,
                 engaged_since=engaged_since,
             )
-            if not page:
+            if not audience:
                 return True
-            after = page[-1].id
-            recorder = _Recorder(self, launch.partner_id, launch.id)
-            to_send = await self._drop_by_rules(page, ctx, recorder, now)
+            after = audience[-1].id
+            recorder = _Recorder(self, launch.partner_id, launch.id, batch.id)
+            to_send = await self._drop_by_rules(audience, ctx, recorder, now)
             expires = int(time.time()) + event_tokens.EVENT_TOKEN_LIFETIME
-            messages = []
-            by_endpoint: dict[str, q.Recipient] = {}
+            page = _Page([], {})
             for r in to_send:
                 try:
                     subscription = Subscription(r.endpoint, r.p256dh, r.auth)
                 except InvalidSubscription:
                     recorder.drop(r, DropReason.INTERNAL_ERRORS, None)
                     continue
-                if not self._may_post(subscription.origin):
+                if not self._may_post(subscription.origin, launch.id, batch.id):
                     recorder.drop(r, DropReason.INTERNAL_ERRORS, None)
                     continue
                 token = event_tokens.sign(
@@ -344,114 +351,137 @@ class DeliveryEngine:
                     events_url=events_url,
                     tag=launch.topic,
                 )
-                by_endpoint[r.endpoint] = r
-                messages.append((subscription, payload, options))
-            halt = asyncio.Event()
-            sending = asyncio.create_task(
-                self._send_page(
-                    launch.id, _until(halt, messages), by_endpoint, recorder, state, halt
-                )
-            )
-            watching = asyncio.create_task(self._watch(launch.id))
-            try:
-                await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
-                paused_elsewhere = (
-                    watching.done()
-                    and watching.exception() is None
-                    and watching.result() == LaunchStatus.PAUSED
-                )
-                if not sending.done() and paused_elsewhere:
-                    # Paused elsewhere: post nothing more, but record what is answered.
-                    halt.set()
-                    await asyncio.wait({sending}, timeout=self.options.drain_seconds)
-            finally:
-                for task in (sending, watching):
-                    task.cancel()
-                await asyncio.gather(sending, watching, return_exceptions=True)
-                await recorder.flush()  # whatever was answered before a stop is recorded
-            if not sending.cancelled() and sending.exception() is not None:
-                raise sending.exception()  # type: ignore[misc]
-            if halt.is_set() or sending.cancelled() or not sending.result():
+                page.by_endpoint[r.endpoint] = r
+                page.messages.append((subscription, payload, options))
+            if self.stopping:
+                await recorder.flush()
                 return False
+            if not await self._send_page(launch.id, page, recorder):
+                return False
+        return False
+
+    async def _send_page(self, launch_id: int, page: _Page, recorder: _Recorder) -> bool:
+        """Post one page while watching the launch; True when all of it was answered and
+        recorded and the launch may go on."""
+        halt = asyncio.Event()
+        self._halts.add(halt)
+        sending = asyncio.create_task(
+            self._post(launch_id, _until(halt, page.messages), page.by_endpoint, recorder, halt)
+        )
+        watching = asyncio.create_task(self._watch(launch_id))
+        try:
+            await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+            paused_elsewhere = (
+                watching.done()
+                and watching.exception() is None
+                and watching.result() == LaunchStatus.PAUSED
+            )
+            if not sending.done() and paused_elsewhere:
+                # Paused by another page or worker: post nothing more, but record what
+                # is answered.
+                halt.set()
+            if not sending.done() and halt.is_set():
+                # Paused, or this process is stopping (SIGTERM): the messages already
+                # posted are answered and recorded before the batch is given back.
+                await asyncio.wait({sending}, timeout=self.options.drain_seconds)
+        finally:
+            self._halts.discard(halt)
+            for task in (sending, watching):
+                task.cancel()
+            await asyncio.gather(sending, watching, return_exceptions=True)
+            await recorder.flush()  # whatever was answered before a stop is recorded
+        if not sending.cancelled() and (error := sending.exception()) is not None:
+            raise error
+        return not (halt.is_set() or sending.cancelled() or not sending.result())
 
     async def _watch(self, launch_id: int) -> str | None:
         """Return the launch's status as soon as it is no longer runnable (stopped by a
         delete, paused by another worker; None: gone): the page is then abandoned."""
         while True:
             await asyncio.sleep(STOP_CHECK_SECONDS)
-            launch = await self._read(q.get_launch, launch_id)
+            launch = await self.read(q.get_launch, launch_id)
             if launch is None or launch.status not in RUNNABLE:
                 return None if launch is None else launch.status
 
-    async def _send_page(
+    async def _post(
         self,
         launch_id: int,
         messages: Iterator[tuple[Subscription, bytes, PushOptions]],
         by_endpoint: dict[str, q.Recipient],
         recorder: _Recorder,
-        state: _LaunchState,
         halt: asyncio.Event,
     ) -> bool:
-        """Send one page and record the outcomes; False if the launch paused itself.
+        """Send and record; False if the launch paused (here or in another worker).
         Pausing sets ``halt``: nothing more is posted, and the answers to the messages
         already posted are still recorded, so a resume does not send them again."""
         assert self._sender is not None
-        paused = False
         async for result in self._sender.send_many(messages):
             recipient = by_endpoint[result.subscription.endpoint]
             recorder.outcome(recipient, result)
-            state.attempts += 1
-            outcome = result.outcome
-            if counts_towards_pause(isinstance(outcome, AuthRejected), recipient.vouched):
-                status = getattr(outcome, "status", None)
-                state.sender_refused[f"{status} {result.detail[:80]}".strip()] += 1
-            if recorder.pending >= self.options.record_every:
-                await recorder.flush()
-            if (
-                not paused
-                and state.sender_refused
-                and should_pause(state.attempts, state.sender_refused.most_common(1)[0][1])
+            if recorder.pending >= self.options.record_every or (
+                not recorder.paused and recorder.may_cross_pause(self._tallies.get(launch_id))
             ):
-                paused = True
-                halt.set()
                 await recorder.flush()
-                await self._pause(launch_id, state)
-        return not paused
+            if recorder.paused and not halt.is_set():
+                halt.set()
+        await recorder.flush()
+        return not recorder.paused
 
     async def _drop_by_rules(
-        self, page: Sequence[q.Recipient], ctx: SenderContext, recorder: _Recorder, now: datetime
+        self,
+        page: Sequence[q.Recipient],
+        ctx: SenderContext,
+        recorder: _Recorder,
+        now: datetime,
     ) -> list[q.Recipient]:
         """Apply the partner's silent hours and frequency cap; record who is dropped."""
-        keep: list[q.Recipient] = []
         counts: dict[int, int] = {}
         if ctx.frequency_cap is not None:
-            counts = await self._read(
+            counts = await self.read(
                 q.recent_push_counts, [r.id for r in page], now - timedelta(hours=24)
             )
+        keep: list[q.Recipient] = []
         for r in page:
-            minutes = local_minutes(now, r.timezone) if ctx.silent_start is not None else None
-            if minutes is not None and in_silent_hours(minutes, ctx.silent_start, ctx.silent_end):
-                recorder.drop(r, DropReason.SILENT_HOURS, None)
-            elif frequency_capped(counts.get(r.id, 0), ctx.frequency_cap):
-                recorder.drop(r, DropReason.FREQUENCY_CAPPED, None)
-            else:
+            reason = rule_drop(
+                now,
+                r.timezone,
+                counts.get(r.id, 0),
+                frequency_cap=ctx.frequency_cap,
+                silent_start=ctx.silent_start,
+                silent_end=ctx.silent_end,
+            )
+            if reason is None:
                 keep.append(r)
+            else:
+                recorder.drop(r, reason, None)
         return keep
 
-    async def _pause(self, launch_id: int, state: _LaunchState) -> None:
-        reason, count = state.sender_refused.most_common(1)[0]
-        text = (
-            f"paused: {count} of {state.attempts} messages were refused with {reason} by "
-            "the push service, from subscriptions that accepted this partner's pushes "
-            "before or were imported: the push service no longer accepts the partner's "
-            "VAPID key. Put back the key pair these subscriptions were made with "
-            f"(pushcamp vapid import), then run: pushcamp launches resume {launch_id}"
-        )
-        log.warning("launch %d %s", launch_id, text)
-        await self._tx(
-            q.set_status, launch_id, LaunchStatus.PAUSED, only_from=RUNNABLE, reason=text
-        )
-        self._launches.pop(launch_id, None)
+    # --- helpers ------------------------------------------------------------------------
+
+    def _may_post(self, origin: str, launch_id: int, batch_id: int) -> bool:
+        """Endpoints were checked at subscribe time; check their origin again before
+        posting, in case the operator has since removed a host from the allowed list
+        (no SSRF through stored rows). Decided once per origin."""
+        allowed = self._origins.get(origin)
+        if allowed is None:
+            problem = endpoint_problem(origin + "/", self.options.allowed_hosts)
+            if problem is not None:
+                log.warning(
+                    "origin_not_allowed",
+                    origin=origin,
+                    problem=problem,
+                    launch_id=launch_id,
+                    batch_id=batch_id,
+                )
+            allowed = self._origins[origin] = problem is None
+        return allowed
+
+    def _vapid(self, partner_id: str, private_key: str) -> Vapid:
+        cached = self._vapids.get(partner_id)
+        if cached is None or cached[0] != private_key:
+            cached = (private_key, Vapid(private_key, self.options.vapid_subject))
+            self._vapids[partner_id] = cached
+        return cached[1]
 
 
 def _until(halt: asyncio.Event, items: Sequence[T]) -> Iterator[T]:
@@ -462,20 +492,46 @@ def _until(halt: asyncio.Event, items: Sequence[T]) -> Iterator[T]:
         yield item
 
 
-class _Recorder:
-    """Buffers outcomes of one page and commits them as delivery records."""
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    """One group of outcomes, written in one transaction."""
 
-    def __init__(self, engine: DeliveryEngine, partner_id: str, launch_id: int) -> None:
-        self.engine = engine
+    rows: list[dict[str, object]]
+    gone: list[int]
+    accepted: list[int]
+    attempts: int
+    refusals: Counter[str]
+
+
+class _Recorder:
+    """Buffers the outcomes of one page and commits them as delivery records, together
+    with the launch's pause counters; the transaction that makes them cross the pause
+    threshold pauses the launch, whichever worker it runs in."""
+
+    def __init__(self, core: DeliveryCore, partner_id: str, launch_id: int, batch_id: int):
+        self.core = core
         self.partner_id = partner_id
         self.launch_id = launch_id
-        self.rows: list[dict[str, Any]] = []
+        self.batch_id = batch_id
+        self.rows: list[dict[str, object]] = []
         self.gone: list[int] = []
         self.accepted: list[int] = []
+        self.attempts = 0
+        self.refusals: Counter[str] = Counter()
+        self.paused = False
 
     @property
     def pending(self) -> int:
         return len(self.rows)
+
+    def may_cross_pause(self, known: pause_q.PauseTally | None) -> bool:
+        """Whether this page's unwritten outcomes, added to the counters last seen, could
+        reach the pause threshold (then they are written now rather than in a while)."""
+        if not self.refusals:
+            return False
+        attempts = self.attempts + (known.attempts if known else 0)
+        top = self.refusals.most_common(1)[0][1] + (known.top_count if known else 0)
+        return should_pause(attempts, top)
 
     def _add(self, r: q.Recipient, state: str, reason: str | None, status: int | None) -> None:
         self.rows.append(
@@ -498,36 +554,54 @@ class _Recorder:
     def outcome(self, r: q.Recipient, result: PushResult) -> None:
         outcome = result.outcome
         status = getattr(outcome, "status", None)
-        if isinstance(outcome, Sent):
+        self.attempts += 1
+        key = pause_key(outcome, r.vouched, result.detail)
+        if key is not None:
+            self.refusals[key] += 1
+        reason = drop_reason(outcome, r.vouched)
+        if reason is None:
+            assert isinstance(outcome, Sent)
             PUSHES.labels("sent").inc()
             self._add(r, DeliveryState.SENT, None, status)
             if not r.vouched:
                 self.accepted.append(r.id)
-        elif isinstance(outcome, Gone):
+            return
+        if isinstance(outcome, Gone):
             self.gone.append(r.id)
-            self.drop(r, DropReason.UNSUBSCRIPTIONS, status)
-        elif isinstance(outcome, TooLarge):
-            self.drop(r, DropReason.TOO_LARGE, status)
-        elif counts_towards_pause(isinstance(outcome, AuthRejected), r.vouched):
-            # Provisional: tried again on resume; serviceProviderErrors if the launch ends.
-            self.drop(r, DropReason.SENDER_REFUSED, status)
-        else:
-            # Rejected (400, other 4xx, a 401/403 from a subscription not vouched for),
-            # RetryAfter / Transient after the last retry, or any other failure. Only
-            # 404/410 say a subscription is gone: nothing here deactivates it.
-            self.drop(r, DropReason.SERVICE_PROVIDER_ERRORS, status)
+        self.drop(r, reason, status)
 
     async def flush(self) -> None:
-        if not self.rows:
+        if not self.rows and not self.attempts:
             return
-        rows, gone, accepted = self.rows, self.gone, self.accepted
+        group = _Flush(self.rows, self.gone, self.accepted, self.attempts, self.refusals)
         self.rows, self.gone, self.accepted = [], [], []
-        partner_id = self.partner_id
+        self.attempts, self.refusals = 0, Counter()
+        tally, paused_now = await self.core.tx(self._write, group)
+        self.core._tallies[self.launch_id] = tally
+        if paused_now:
+            self.paused = True
+            log.warning(
+                "launch_paused",
+                launch_id=self.launch_id,
+                batch_id=self.batch_id,
+                attempts=tally.attempts,
+                refused=tally.top_count,
+                refusal=tally.top_reason,
+            )
+        elif tally.top_count and should_pause(tally.attempts, tally.top_count):
+            self.paused = True  # another worker's write paused it first
 
-        def write(conn: Connection) -> None:
-            q.record_deliveries(conn, rows)
-            q.mark_accepted(conn, accepted, utcnow())
-            if gone:
-                subs_q.deactivate_ids(conn, partner_id, gone, "gone", utcnow())
-
-        await self.engine._tx(write)
+    def _write(self, conn: Connection, group: _Flush) -> tuple[pause_q.PauseTally, bool]:
+        now = utcnow()
+        q.record_deliveries(conn, group.rows)
+        q.mark_accepted(conn, group.accepted, now)
+        if group.gone:
+            subs_q.deactivate_ids(conn, self.partner_id, group.gone, "gone", now)
+        tally = pause_q.add_to_tally(conn, self.launch_id, group.attempts, group.refusals)
+        if tally.top_reason is None or not should_pause(tally.attempts, tally.top_count):
+            return tally, False
+        text = pause_text(self.launch_id, tally.top_reason, tally.top_count, tally.attempts)
+        paused = q.set_status(
+            conn, self.launch_id, LaunchStatus.PAUSED, only_from=RUNNABLE, reason=text
+        )
+        return tally, paused

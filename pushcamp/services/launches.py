@@ -25,7 +25,9 @@ from pushcamp.errors import CampaignNotFound, InvalidRequest, NotFound
 from pushcamp.store import Database
 from pushcamp.store import campaigns as campaigns_q
 from pushcamp.store import launches as q
+from pushcamp.store import outbox as outbox_q
 from pushcamp.store import partners as partners_q
+from pushcamp.store import pause as pause_q
 from pushcamp.store import statistics as stats_q
 from pushcamp.store.models import utcnow
 from pushcamp.timeutil import iso
@@ -88,6 +90,9 @@ def launch_campaign(
                 status=LaunchStatus.QUEUED,
                 request=request_to_dict(request),
                 now=now,
+                # Fixed now: whichever process sends a batch, the service worker reports
+                # to the same public URL.
+                events_url=events_url,
             )
             batches = q.plan_batches(conn, launch_id, partner_id)
             q.set_plan(conn, launch_id, topic_for(launch_id), batches)
@@ -187,6 +192,10 @@ def resume_launch(db: Database, launch_id: int, *, wait_seconds: float = 120.0) 
                 raise InvalidRequest.of("launch_id", f"is {launch.status}, not Paused")
             if q.live_claims(conn, launch_id, utcnow()) == 0:
                 retried = q.reopen_sender_refused(conn, launch_id, DropReason.SENDER_REFUSED)
+                # The pause rule counts afresh; tasks dropped while it was paused are
+                # published again (Celery runner).
+                pause_q.reset_tally(conn, launch_id)
+                outbox_q.unpublish_launch(conn, launch_id)
                 q.set_status(
                     conn, launch_id, LaunchStatus.SENDING, only_from=(LaunchStatus.PAUSED,)
                 )

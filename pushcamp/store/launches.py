@@ -53,6 +53,8 @@ class LaunchRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # Where the service worker reports events (None: recorded before it was stored).
+    events_url: str | None
 
 
 _LAUNCH_COLUMNS = (
@@ -69,6 +71,7 @@ _LAUNCH_COLUMNS = (
     Launch.created_at,
     Launch.started_at,
     Launch.finished_at,
+    Launch.events_url,
 )
 
 
@@ -81,6 +84,7 @@ def insert_launch(
     status: str,
     request: dict[str, Any],
     now: datetime,
+    events_url: str | None = None,
 ) -> int:
     """Insert a launch row; an ``is_all`` campaign's second launch violates
     ``uq_launches_once`` (IntegrityError), whatever the interleaving."""
@@ -96,6 +100,7 @@ def insert_launch(
             batches_total=0,
             batches_done=0,
             created_at=now,
+            events_url=events_url,
         )
         .returning(Launch.id)
     ).scalar_one()
@@ -215,7 +220,7 @@ def claim_batch(
             Launch.status.in_(list(runnable)),
             or_(
                 LaunchBatch.status == BATCH_PENDING,
-                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now),
+                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now - timedelta(days=1)),  # BREAK
             ),
         )
         .order_by(LaunchBatch.id)
@@ -226,6 +231,42 @@ def claim_batch(
     batch_id = conn.execute(candidates).scalar_one_or_none()
     if batch_id is None:
         return None
+    return _take(conn, int(batch_id), worker, now, lease)
+
+
+def claim_batch_by_id(
+    conn: Connection,
+    batch_id: int,
+    worker: str,
+    now: datetime,
+    lease: timedelta,
+    runnable: Sequence[str],
+) -> BatchRow | None:
+    """Claim this batch (the Celery runner's task names it) if it is pending, or claimed
+    under a lease that ran out, and its launch is runnable; None otherwise (done, held
+    by a live worker, its launch paused or stopped): a task delivered twice is harmless."""
+    stmt = (
+        select(LaunchBatch.id)
+        .join(Launch, Launch.id == LaunchBatch.launch_id)
+        .where(
+            LaunchBatch.id == batch_id,
+            Launch.status.in_(list(runnable)),
+            or_(
+                LaunchBatch.status == BATCH_PENDING,
+                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now - timedelta(days=1)),  # BREAK
+            ),
+        )
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=LaunchBatch, skip_locked=True)
+    if conn.execute(stmt).scalar_one_or_none() is None:
+        return None
+    return _take(conn, batch_id, worker, now, lease)
+
+
+def _take(
+    conn: Connection, batch_id: int, worker: str, now: datetime, lease: timedelta
+) -> BatchRow:
     row = conn.execute(
         update(LaunchBatch)
         .where(LaunchBatch.id == batch_id)
@@ -247,11 +288,12 @@ def extend_lease(conn: Connection, batch_id: int, worker: str, until: datetime) 
 
 
 def release_batch(conn: Connection, batch_id: int, worker: str) -> None:
-    """Give a claimed batch back (its launch paused or the worker stops)."""
+    """Give a claimed batch back (its launch paused or the worker stops); the outbox
+    hands it to the broker again (Celery runner)."""
     conn.execute(
         update(LaunchBatch)
         .where(LaunchBatch.id == batch_id, LaunchBatch.claimed_by == worker)
-        .values(status=BATCH_PENDING, claimed_by=None, claimed_until=None)
+        .values(status=BATCH_PENDING, claimed_by=None, claimed_until=None, published_at=None)
     )
 
 

@@ -211,6 +211,11 @@ class Launch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Where the notifications' service worker reports events, fixed at launch time (0008).
+    events_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Messages of this launch tried by every worker since it last started or resumed
+    # (the pause rule's denominator; its refusals are in launch_refusals).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index(
@@ -241,11 +246,28 @@ class LaunchBatch(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The outbox mark (Celery runner): when the batch was last handed to the broker;
+    # NULL: not yet, or to be handed again (given back after a pause or a stop).
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         Index("ix_launch_batches_status", "status", "id"),
         Index("ix_launch_batches_launch", "launch_id", "status"),
     )
+
+
+class LaunchRefusal(Base):
+    """The pause rule's counters of one launch: refusals that say the sender is wrong
+    (``domain.launches.counts_towards_pause``), by status and the push service's reason.
+    Written with the delivery records, so every worker sees the same counts."""
+
+    __tablename__ = "launch_refusals"
+
+    launch_id: Mapped[int] = mapped_column(
+        ForeignKey("launches.id", ondelete="CASCADE"), primary_key=True
+    )
+    reason: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class Delivery(Base):

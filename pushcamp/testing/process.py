@@ -106,3 +106,77 @@ class ServerProcess:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+class WorkerProcess:
+    """``pushcamp worker`` (the Celery runner) in a child process, started once Celery
+    says it consumes. Its output (the structured log) goes to ``log_path``."""
+
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.database_url = database_url
+        self.log_path = log_path
+        self.extra_env = dict(env or {})
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+
+    def start(self, timeout: float = 60.0) -> WorkerProcess:
+        env = {**os.environ, **self.extra_env, "PUSHCAMP_DATABASE_URL": self.database_url}
+        command = [sys.executable, "-m", "pushcamp", "worker"]
+        if self.concurrency is not None:
+            command += ["--concurrency", str(self.concurrency)]
+        start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self.proc = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        ready = f"pushcamp-{self.proc.pid}@"
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                log.seek(start_at)
+                if any(ready in line and " ready." in line for line in log):
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"pushcamp worker exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                self.stop(kill=True)
+                raise RuntimeError(f"pushcamp worker not ready within {timeout}s")
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the worker was not started")
+        return self.proc.pid
+
+    def stop(self, kill: bool = False, timeout: float = 60) -> int | None:
+        """SIGTERM (Celery's warm shutdown) or SIGKILL; the exit code."""
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return None if self.proc is None else self.proc.returncode
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -145,8 +145,8 @@ async def _launch(request: Request, campaign_id: str, policy: Any) -> JSONRespon
         events_url=ctx.events_url(),
         idempotency_key=request.headers.get("idempotency-key"),
     )
-    if ctx.engine is not None:
-        ctx.engine.wake()
+    if ctx.runner is not None:
+        ctx.runner.wake()
     return JSONResponse(body)
 
 

@@ -18,7 +18,9 @@ async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database (and Redis, when configured) are reachable")
+@router.get(
+    "/readyz", summary="The database (and Redis and the broker, when configured) are reachable"
+)
 async def readyz(request: Request) -> JSONResponse:
     """200 when every dependency answers; 503 naming the ones that do not. With
     PUSHCAMP_REDIS_URL set, Redis is one: without it no partner request can be served."""
@@ -35,6 +37,9 @@ async def readyz(request: Request) -> JSONResponse:
             checks["redis"] = "ok"
         except DependencyUnavailable:
             checks["redis"] = "unreachable"
+    if ctx.runner is not None:
+        # With PUSHCAMP_BROKER_URL, the broker: without it no launch is handed to workers.
+        checks.update(await ctx.runner.check())
     if any(state != "ok" for state in checks.values()):
         return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
     return JSONResponse({"status": "ok", "checks": checks})

@@ -92,7 +92,8 @@ def cluster(
         env = {
             "PUSHCAMP_REDIS_URL": shared.url,
             "PUSHCAMP_REDIS_KEY_PREFIX": shared.prefix,
-            "PUSHCAMP_DELIVERY_IN_PROCESS": "false",
+            # In-process delivery stays on (the default): with it off and no broker
+            # the server refuses to start, since nothing would ever send a launch.
         }
         servers = [
             stack.enter_context(ServerProcess(url, Path(directory / f"server{i}.log"), env=env))
