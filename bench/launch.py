@@ -14,6 +14,16 @@ the bare protocol library (``WebPushSender.send_many``, no database, no records)
 gap between the two rows is what durability costs.
 
     .venv/bin/python bench/launch.py [--sizes 10000,100000] [--database-url URL]
+                                     [--counters on|off|both] [--repeat N]
+
+``--counters off`` measures what the statistics counters cost a launch: the server
+process then records deliveries with the plain insert, without the counters (a
+``sitecustomize`` module that only this bench puts on the server's ``PYTHONPATH``
+replaces ``store.launches.record_deliveries``; nothing else differs: same code, same
+run, same simulator). ``both`` alternates on and off ``--repeat`` times per size and
+prints the medians and their ratio. Each run checks that the counters say what it
+expects (the launch's ``sent`` from ``GET /v1/single/{id}`` is the audience with them,
+0 without).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import asyncio
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,8 +80,23 @@ def wait_for(sim: SimulatorProcess, total: int, timeout: float) -> float:
     raise SystemExit(f"timed out: the simulator saw {sim.client.stats()['requests']} of {total}")
 
 
+# The server's sitecustomize for ``--counters off``: the insert the engine used before the
+# statistics counters, and nothing else.
+WITHOUT_COUNTERS = """
+import pushcamp.store.launches as launches
+
+
+def record_deliveries(conn, rows):
+    if rows:
+        conn.execute(launches._RECORD[conn.dialect.name], list(rows))
+
+
+launches.record_deliveries = record_deliveries
+"""
+
+
 def launch_run(
-    size: int, database_url: str, workdir: Path, sim: SimulatorProcess
+    size: int, database_url: str, workdir: Path, sim: SimulatorProcess, counters: bool = True
 ) -> dict[str, float]:
     env = dict(
         os.environ,
@@ -78,9 +104,17 @@ def launch_run(
         PUSHCAMP_PUSH_ALLOWED_HOSTS="127.0.0.1",
         PUSHCAMP_LOG_LEVEL="WARNING",
     )
+    server_env = dict(env)
+    if not counters:
+        site = workdir / "without-counters"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(WITHOUT_COUNTERS)
+        paths = [str(site), str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+        server_env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     partner = f"bench{size}{secrets.token_hex(3)}"
     cli(env, "partners", "create", partner, "--v1-limit", "100000", "--v2-limit", "100000")
     token = cli(env, "tokens", "create", partner)
+    sim.client.reset()  # forgets the previous run's subscriptions and counters
     # Bound to the partner's key, as its site's SDK subscribes: a push signed otherwise is 403.
     subs = sim.client.subscribe_many(
         size, application_server_key=cli(env, "vapid", "show", partner)
@@ -90,8 +124,8 @@ def launch_run(
         for s in subs:
             f.write(json.dumps({"endpoint": s["endpoint"], "keys": s["keys"]}) + "\n")
     cli(env, "subscribers", "import", partner, str(source), "--engaged-now")
-    sim.client.reset()
-    server = ServerProcess(database_url, log_path=workdir / f"server-{size}.log", env=env).start()
+    log = workdir / f"server-{size}-{'on' if counters else 'off'}.log"
+    server = ServerProcess(database_url, log_path=log, env=server_env).start()
     try:
         base_rss = peak_rss_mb(server.pid)
         client = httpx.Client(base_url=server.url, headers={"Authorization": token}, timeout=30)
@@ -122,9 +156,15 @@ def launch_run(
         seconds = last - started
         cpu = cpu_seconds(server.pid) - cpu_before
         # The status endpoint says when every record is written, too.
-        while client.get(f"/v1/single/{campaign_id}").json()["launches"][0]["status"] != "Sent":
+        while (launch := client.get(f"/v1/single/{campaign_id}").json()["launches"][0])[
+            "status"
+        ] != "Sent":
             time.sleep(0.05)
+        counted = launch["sent"]
+        if counted != (size if counters else 0):
+            raise SystemExit(f"counters {'on' if counters else 'off'}: sent says {counted}")
         return {
+            "counters": counters,
             "size": size,
             "answer_ms": answer_ms,
             "seconds": seconds,
@@ -141,11 +181,11 @@ def launch_run(
 async def reference_run(sim: SimulatorProcess, size: int) -> float:
     """The bare protocol library sending to the same simulator: no DB, no records."""
     vapid = Vapid.generate("mailto:bench@pushcamp.dev")
+    sim.client.reset()
     subs = [
         Subscription.from_json(s)
         for s in sim.client.subscribe_many(size, application_server_key=vapid.public_key)
     ]
-    sim.client.reset()
     options = PushOptions(ttl=3600, topic="bench")
     payload = json.dumps({"title": "Benchmark", "body": "A push", "url": "https://x.dev"})
     async with WebPushSender(vapid, per_host=200, max_pending=400) as sender:
@@ -159,26 +199,61 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--counters", choices=("on", "off", "both"), default="on")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size and mode")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.counters]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess(decrypt=False) as sim:
         workdir = Path(tmp)
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
         for size in sizes:
-            print(f"launching to {size:,} subscribers...", file=sys.stderr, flush=True)
-            rows.append(launch_run(size, database_url, workdir, sim))
+            for i in range(args.repeat):
+                # Alternate the modes, and which goes first, so drift hits both alike.
+                for counters in modes if i % 2 == 0 else modes[::-1]:
+                    print(
+                        f"launching to {size:,} subscribers, counters "
+                        f"{'on' if counters else 'off'}...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    rows.append(launch_run(size, database_url, workdir, sim, counters))
         reference = asyncio.run(reference_run(sim, min(sizes)))
     print(f"\nbackend: {database_url.split(':')[0]}; cores: {os.cpu_count()}")
-    header = ("audience", "200 in", "to last push", "pushes/s", "RSS start", "RSS peak", "CPU")
-    print("{:>10} {:>8} {:>13} {:>9} {:>10} {:>9} {:>16}".format(*header))
+    header = (
+        "audience",
+        "counters",
+        "200 in",
+        "to last push",
+        "pushes/s",
+        "RSS start",
+        "RSS peak",
+        "CPU",
+    )
+    print("{:>10} {:>8} {:>8} {:>13} {:>9} {:>10} {:>9} {:>16}".format(*header))
     for r in rows:
         print(
-            f"{r['size']:>10,} {r['answer_ms']:>6.0f}ms {r['seconds']:>12.2f}s {r['rate']:>9,.0f}"
+            f"{r['size']:>10,} {'on' if r['counters'] else 'off':>8}"
+            f" {r['answer_ms']:>6.0f}ms {r['seconds']:>12.2f}s {r['rate']:>9,.0f}"
             f" {r['rss_start']:>8.0f}MB {r['rss_peak']:>7.0f}MB"
             f" {r['cpu_share']:>5.0%} {r['cpu_us']:>4.0f}µs/push"
         )
-    if len(rows) > 1:
+    if len(modes) == 2:
+        for size in sizes:
+            on = [r for r in rows if r["size"] == size and r["counters"]]
+            off = [r for r in rows if r["size"] == size and not r["counters"]]
+            rate_on = statistics.median(r["rate"] for r in on)
+            rate_off = statistics.median(r["rate"] for r in off)
+            cpu_on = statistics.median(r["cpu_us"] for r in on)
+            cpu_off = statistics.median(r["cpu_us"] for r in off)
+            print(
+                f"{size:,}, median of {len(on)}: {rate_on:,.0f} pushes/s with counters,"
+                f" {rate_off:,.0f} without ({(rate_on / rate_off - 1) * 100:+.1f} %);"
+                f" server CPU {cpu_on:.0f} vs {cpu_off:.0f} µs/push"
+                f" ({(cpu_on / cpu_off - 1) * 100:+.1f} %)"
+            )
+    elif len(rows) > 1 and len(sizes) > 1:
         growth = (rows[-1]["rss_peak"] / rows[0]["rss_peak"] - 1) * 100
         print(f"peak memory, {rows[-1]['size']:,} vs {rows[0]['size']:,}: {growth:+.1f}%")
     print(
