@@ -257,6 +257,11 @@ def device_info(user_agent: str) -> DeviceInfo:
 
     if not user_agent:
         return DeviceInfo(None, None, None)
+    if text.storage_problem(user_agent):
+        # A header arrives as Latin-1 text, but a caller with text from elsewhere may hand
+        # over a lone surrogate (ua-parser's compiled matcher encodes to UTF-8 and raises)
+        # or a NUL (which a family captured from it would carry into the database).
+        user_agent = user_agent.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
     result = parse(user_agent[:1024])
     family = result.user_agent.family if result.user_agent else None
     browser = None

@@ -137,7 +137,12 @@ def _line(data: Any) -> bytes:
 
 @seed(20250601)
 @FUZZ
-@given(data=subscriptions, user_agent=st.none() | hostile_text)
+@given(
+    data=subscriptions,
+    user_agent=st.none()
+    | hostile_text
+    | st.sampled_from(["\ud800 Chrome/120.0", "Mozilla/5.0 (X11; \x00) Chrome/120.0"]),
+)
 def test_validator_raises_only_invalid_request(
     data: dict[str, Any], user_agent: str | None
 ) -> None:
@@ -228,3 +233,10 @@ def test_engagement_time_refused(given_: object, reason: str) -> None:
     value = "1e400" if given_ == float("inf") else json.dumps(given_)
     line = f'{{"endpoint": "{FCM}x", "keys": {json.dumps(GOOD_KEYS)}, "last_engaged_at": {value}}}'
     assert parse_line(line.encode(), frozenset(), NOW) == f"last_engaged_at: {reason}"
+
+
+@pytest.mark.parametrize("user_agent", ["\ud800 Chrome/120.0", "Mozilla/5.0 (\x00) Firefox/\x00"])
+def test_a_user_agent_that_cannot_be_stored_derives_nothing_unstorable(user_agent: str) -> None:
+    sub = parse_subscription({"endpoint": FCM + "x", "keys": GOOD_KEYS}, user_agent=user_agent)
+    for derived in (sub.browser, sub.os, sub.device):
+        assert derived is None or ("\x00" not in derived and derived.encode("utf-8"))
