@@ -220,7 +220,7 @@ def claim_batch(
             Launch.status.in_(list(runnable)),
             or_(
                 LaunchBatch.status == BATCH_PENDING,
-                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now - timedelta(days=1)),  # BREAK
+                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now),
             ),
         )
         .order_by(LaunchBatch.id)
@@ -253,7 +253,7 @@ def claim_batch_by_id(
             Launch.status.in_(list(runnable)),
             or_(
                 LaunchBatch.status == BATCH_PENDING,
-                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now - timedelta(days=1)),  # BREAK
+                and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now),
             ),
         )
     )
