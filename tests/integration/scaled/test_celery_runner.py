@@ -337,3 +337,53 @@ def test_nothing_starts_where_nothing_would_send(tmp_path: Path, command: str) -
     assert done.returncode == 2, done
     assert "PUSHCAMP_BROKER_URL" in done.stderr
     assert "listening" not in done.stdout
+
+
+def test_workers_pause_a_launch_together(setup: Setup) -> None:
+    """Subscriptions vouched for refuse the partner's key (403): the pause counters are
+    in the database, so the launch pauses once for everyone and every worker stops its
+    batch, instead of each burning its share of the audience."""
+    from sqlalchemy import update
+
+    from pushcamp.store.models import Launch, Subscriber
+    from pushcamp.webpush import Vapid
+
+    audience = 1500  # 3 batches, all sent at once by the 2 workers
+    with ExitStack() as stack:
+        broker = stack.enter_context(_redis_broker())
+        sim = stack.enter_context(PushServiceSimulator(seed=8))
+        other_key = Vapid.generate("mailto:push@pushcamp.dev").public_key
+        add_subscribers(setup.db, PARTNER, sim, audience, application_server_key=other_key)
+        with setup.db.write() as conn:  # imported by the operator: vouched for
+            conn.execute(update(Subscriber).values(imported_at=Subscriber.created_at))
+        sim.add_fault_rate(Fault(delay=0.05), 1.0)
+        env = setup.env(broker, PUSHCAMP_DELIVERY_PER_HOST="10")
+        logs = [setup.directory / f"worker{i}.log" for i in range(2)]
+        for log in logs:
+            stack.enter_context(WorkerProcess(setup.url, log, env, 2))
+        server = stack.enter_context(
+            ServerProcess(
+                setup.url,
+                setup.directory / "server.log",
+                env=setup.env(broker, PUSHCAMP_DELIVERY_IN_PROCESS="false"),
+            )
+        )
+        with httpx.Client(base_url=server.url, headers={"Authorization": setup.token}) as api:
+            campaign_id = setup.launch(api)
+            launch = _wait_ended(api, campaign_id)
+            assert launch["status"] == "Paused", launch
+            assert "403" in launch["paused_reason"]
+            time.sleep(2)  # what was in flight is answered and recorded
+            [after] = api.get(f"/v1/single/{campaign_id}").json()["launches"]
+        # Posted: the pause threshold and what was in flight, not the audience.
+        posted = sim.stats()["requests"]
+        assert 50 <= posted < audience // 2, posted
+        assert after["targeted"] == posted  # every answer recorded, none sent twice
+        with setup.db.read() as conn:
+            attempts = conn.execute(
+                select(Launch.attempts).where(Launch.id == launch["launch_id"])
+            ).scalar_one()
+        assert attempts == posted  # one counter for every worker's messages
+        for log in logs:  # each worker sent some and gave its batch back
+            text = log.read_text(encoding="utf-8")
+            assert '"event": "batch_given_back"' in text, log
