@@ -5,13 +5,24 @@ the request is never cacheable."""
 
 from __future__ import annotations
 
+import json
+
+import http_ece
+import httpx
 import pytest
 
 from pushcamp.services import sites
 from pushcamp.store import Database
+from pushcamp.testing.simulator import PushServiceSimulator
 from tests.conftest import Tenant
 from tests.integration.hostile.conftest import PUBLIC_URL, LoggedServer
 from tests.integration.hostile.rawhttp import address, exchange, request_bytes
+from tests.integration.launch.conftest import (
+    add_subscribers,
+    create_campaign,
+    launch_body,
+    wait_for_launches,
+)
 
 HOST_REFUSED = {
     "message": "Bad Request",
@@ -103,3 +114,30 @@ def test_without_public_url_host_and_origin_cannot_make_an_origin_allowed(
     response = config(guarded, tenant.partner_id, "evil.example", Origin="http://evil.example")
     assert response.status in (400, 403)
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_the_event_url_in_pushed_payloads_never_comes_from_the_launch_requests_host(
+    with_public_url: LoggedServer, db: Database, make_tenant
+) -> None:  # type: ignore[no-untyped-def]
+    """A launch requested with a forged Host: every push's payload still names the
+    configured public URL (read back with http_ece, as the browser would)."""
+    tenant: Tenant = make_tenant(v1_limit=1000, v2_limit=1000)
+    with PushServiceSimulator(seed=11) as sim:
+        subs = add_subscribers(db, tenant.partner_id, sim, 2)
+        forged = {"Host": "evil.example", **tenant.auth}
+        with httpx.Client(base_url=with_public_url.url, timeout=30) as client:
+            campaign_id = create_campaign(client, tenant)
+            r = client.post(
+                f"/v1/single/{campaign_id}",
+                headers=forged,
+                json=launch_body(tenant.partner_id),
+            )
+            assert r.status_code == 200, r.text
+            [launch] = wait_for_launches(client, tenant, campaign_id)
+        assert launch["sent"] == 2
+        for sub in subs:
+            (message,) = sim.messages(sub)
+            plain = http_ece.decrypt(
+                message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
+            )
+            assert json.loads(plain)["events_url"] == f"{PUBLIC_URL}/v1/events"
