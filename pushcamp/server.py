@@ -182,7 +182,7 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
         port=port,
         http=protocol_class(settings),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        timeout_keep_alive=int(settings.keep_alive_seconds),
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     # while max_connections are open gets 503 at once.
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    keep_alive_seconds: float = Field(default=5.0, ge=1, le=300)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
     max_connections: int = Field(default=1000, ge=1)
     # Host header values trusted to build public URLs when PUSHCAMP_PUBLIC_URL is unset
     # (comma-separated host names, any port); the listen host, 127.0.0.1, localhost and
