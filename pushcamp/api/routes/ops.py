@@ -19,7 +19,9 @@ async def healthz() -> JSONResponse:
 
 
 @router.get(
-    "/readyz", summary="The database (and Redis and the broker, when configured) are reachable"
+    "/readyz",
+    summary="The database (and Redis and the broker, when configured) are reachable",
+    responses={503: {"description": "A dependency does not answer (named in `checks`)"}},
 )
 async def readyz(request: Request) -> JSONResponse:
     """200 when every dependency answers; 503 naming the ones that do not. With
