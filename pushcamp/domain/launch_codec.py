@@ -1,4 +1,7 @@
-"""A validated launch request as stored on its launch row (JSON) and back."""
+"""A validated launch request as stored on its launch row (JSON) and back.
+
+Requests stored before a field existed lack it; reading one back gives the field's
+default (for the richer-notification fields: no buttons, no badge, all flags false)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from pushcamp.domain.launches import LaunchRequest, Target
+from pushcamp.domain.launches import LaunchRequest, NotificationAction, Target
 
 
 def request_to_dict(request: LaunchRequest) -> dict[str, Any]:
@@ -16,13 +19,16 @@ def request_to_dict(request: LaunchRequest) -> dict[str, Any]:
             "attribute": request.target.attribute,
             "values": list(request.target.values),
         }
+    data["actions"] = [{"title": a.title, "link": a.link} for a in request.actions]
     return data
 
 
 def request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
     fields = dict(data)
     target = fields.pop("target", None)
+    actions = fields.pop("actions", None) or ()
     return LaunchRequest(
         **fields,
         target=Target(target["attribute"], tuple(target["values"])) if target else None,
+        actions=tuple(NotificationAction(a["title"], a["link"]) for a in actions),
     )

@@ -36,6 +36,8 @@ from pushcamp.errors import FieldError, InvalidRequest
 MAX_PAYLOAD_SIZE = 4096 - 86 - 16 - 1
 
 __all__ = [
+    "ACTION_TITLE_MAX_CHARS",
+    "MAX_ACTIONS",
     "DESCRIPTION_MAX_CHARS",
     "DESCRIPTION_WITH_BANNER_MAX_CHARS",
     "MAX_TAG_CHARS",
@@ -47,12 +49,14 @@ __all__ = [
     "TOPIC_MAX_CHARS",
     "TTL_MAX_SECONDS",
     "URL_MAX_CHARS",
+    "action_title_problem",
     "audience_language",
     "counts_towards_pause",
     "DeliveryState",
     "DropReason",
     "LaunchRequest",
     "LaunchStatus",
+    "NotificationAction",
     "Target",
     "build_payload",
     "check_payload",
@@ -75,6 +79,11 @@ DESCRIPTION_WITH_BANNER_MAX_CHARS = 30
 URL_MAX_CHARS = 2048
 TTL_MAX_SECONDS = 864_000  # 240 hours
 MAX_TARGET_VALUES = 100
+# Action buttons (a pushcamp extension): Chromium shows at most two
+# (``Notification.maxActions``), and a button label much longer than 40 characters is cut
+# off on every desktop and phone we looked at.
+MAX_ACTIONS = 2
+ACTION_TITLE_MAX_CHARS = 40
 # The longest per-delivery event token and notification tag the engine may put in a
 # payload. ``payload_problem`` measures with placeholders of exactly these lengths, so a
 # launch it accepts fits whatever token a delivery gets; ``build_payload`` refuses longer
@@ -139,8 +148,20 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationAction:
+    """One action button: its label and where a click on it takes the user."""
+
+    title: str
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchRequest:
-    """A validated launch body; the campaign, owner and status come from the server."""
+    """A validated launch body; the campaign, owner and status come from the server.
+
+    The fields after ``target`` are pushcamp extensions (richer notifications); their
+    defaults are what a body without them means, so requests stored before they existed
+    read back the same."""
 
     partner_id: str
     title: str
@@ -152,6 +173,11 @@ class LaunchRequest:
     include_unengaged: bool
     language: str | None
     target: Target | None
+    actions: tuple[NotificationAction, ...] = ()
+    badge: str | None = None
+    require_interaction: bool = False
+    renotify: bool = False
+    silent: bool = False
 
 
 # --- parsing ----------------------------------------------------------------------------
@@ -326,6 +352,65 @@ def _target(value: object, errors: list[FieldError]) -> Target | None:
     return Target(attribute=attribute, values=tuple(dict.fromkeys(values)))
 
 
+def _flag(data: Mapping[str, object], key: str, errors: list[FieldError]) -> bool:
+    """An optional boolean, false when absent; never coerced (``"true"`` is refused)."""
+    value = _get(data, key)
+    if value is _MISSING:
+        return False
+    if not isinstance(value, bool):
+        errors.append(FieldError(key, "must be a boolean"))
+        return False
+    return value
+
+
+def action_title_problem(title: str) -> str | None:
+    """Why ``title`` (NFC-normalised, storable) cannot label an action button."""
+    if not title.strip():
+        return "must not be empty or blank"
+    if len(title) > ACTION_TITLE_MAX_CHARS:
+        return f"must be at most {ACTION_TITLE_MAX_CHARS} characters"
+    return None
+
+
+def _actions(value: object, errors: list[FieldError]) -> tuple[NotificationAction, ...]:
+    """Up to :data:`MAX_ACTIONS` buttons ``{"title": ..., "link": ...}``; each offending
+    field is named by its index (``actions[1].link``). An empty list means no buttons."""
+    if not isinstance(value, list):
+        errors.append(
+            FieldError(
+                "actions",
+                f'must be a list of at most {MAX_ACTIONS} objects {{"title": ..., "link": ...}}',
+            )
+        )
+        return ()
+    if len(value) > MAX_ACTIONS:
+        errors.append(FieldError("actions", f"at most {MAX_ACTIONS} actions"))
+        return ()
+    found: list[NotificationAction] = []
+    ok = True
+    for index, item in enumerate(value):
+        where = f"actions[{index}]"
+        if not isinstance(item, dict):
+            errors.append(FieldError(where, 'must be an object {"title": ..., "link": ...}'))
+            ok = False
+            continue
+        title = _text(_get(item, "title"), f"{where}.title", errors)
+        if title is not None and (problem := action_title_problem(title)):
+            errors.append(FieldError(f"{where}.title", problem))
+            title = None
+        link_raw = _get(item, "link")
+        link = None
+        if link_raw is _MISSING:
+            errors.append(FieldError(f"{where}.link", "is required"))
+        else:
+            link = _url(link_raw, f"{where}.link", ("https", "http"), errors)
+        if title is None or link is None:
+            ok = False
+        else:
+            found.append(NotificationAction(title=title, link=link))
+    return tuple(found) if ok else ()
+
+
 def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
     """Validate a launch body (§2.2), naming every offending field at once.
 
@@ -334,6 +419,11 @@ def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
     ignored (the published collection sends some). No value is coerced except ``ttl``,
     which the contract allows as a numeric string. Titles and descriptions are returned
     NFC-normalised, lengths counted in code points.
+
+    pushcamp's extensions (docs/delivery.md, "Richer notifications"): ``actions`` (up to
+    two buttons, each a ``title`` of 1 to 40 characters and an http(s) ``link``),
+    ``badge`` (an https URL, like ``image``), and the booleans ``require_interaction``,
+    ``renotify`` and ``silent``. Absent, they change nothing.
     """
     errors: list[FieldError] = []
 
@@ -390,6 +480,16 @@ def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
     else:
         target = _target(target_raw, errors)
 
+    actions_raw = _get(data, "actions")
+    actions = () if actions_raw is _MISSING else _actions(actions_raw, errors)
+    badge_raw = _get(data, "badge")
+    badge = None if badge_raw is _MISSING else _url(badge_raw, "badge", ("https",), errors)
+    require_interaction = _flag(data, "require_interaction", errors)
+    # The browser refuses renotify without a tag; build_payload always sets one (the
+    # launch's topic), so renotify needs nothing else from the body.
+    renotify = _flag(data, "renotify", errors)
+    silent = _flag(data, "silent", errors)
+
     if errors:
         raise InvalidRequest(errors)
     assert partner_id is not None and title is not None and description is not None
@@ -405,6 +505,11 @@ def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
         include_unengaged=include_unengaged,
         language=language,
         target=target,
+        actions=actions,
+        badge=badge,
+        require_interaction=require_interaction,
+        renotify=renotify,
+        silent=silent,
     )
 
 
@@ -427,8 +532,12 @@ def build_payload(
 ) -> bytes:
     """The notification the service worker shows, as compact UTF-8 JSON:
     ``title``, ``body``, ``icon`` (the launch's image, else the partner's default; left
-    out when neither), ``image`` (the banner, when given), ``url`` (the link), ``token``
-    (the per-delivery signed event token), ``events_url`` and ``tag``.
+    out when neither), ``image`` (the banner, when given), ``badge`` (when given), ``url``
+    (the link), ``actions`` (``[{"title", "url"}, ...]``, when the launch has buttons),
+    ``require_interaction``, ``renotify``, ``silent`` (each only when true), ``token``
+    (the per-delivery signed event token), ``events_url`` and ``tag`` (always set, so
+    ``renotify`` always has the tag the browser requires). A launch without the
+    extensions gives exactly the payload it gave before they existed.
 
     ``token`` and ``tag`` must be URL-safe ASCII of at most :data:`MAX_TOKEN_CHARS` and
     :data:`MAX_TAG_CHARS` characters, or the size check of :func:`payload_problem` would
@@ -438,13 +547,20 @@ def build_payload(
         raise ValueError(f"event token longer than {MAX_TOKEN_CHARS} characters")
     if len(tag) > MAX_TAG_CHARS:
         raise ValueError(f"tag longer than {MAX_TAG_CHARS} characters")
-    payload: dict[str, str] = {"title": req.title, "body": req.description}
+    payload: dict[str, object] = {"title": req.title, "body": req.description}
     icon = req.image or default_icon
     if icon:
         payload["icon"] = icon
     if req.banner:
         payload["image"] = req.banner
+    if req.badge:
+        payload["badge"] = req.badge
     payload["url"] = req.link
+    if req.actions:
+        payload["actions"] = [{"title": a.title, "url": a.link} for a in req.actions]
+    for name in ("require_interaction", "renotify", "silent"):
+        if getattr(req, name):
+            payload[name] = True
     payload["token"] = token
     payload["events_url"] = events_url
     payload["tag"] = tag
@@ -485,8 +601,12 @@ def check_payload(req: LaunchRequest, default_icon: str | None, events_url: str)
         "description": req.description,
         "image": req.image or "",
         "banner": req.banner or "",
+        "badge": req.badge or "",
         "link": req.link,
     }
+    for index, action in enumerate(req.actions):
+        candidates[f"actions[{index}].title"] = action.title
+        candidates[f"actions[{index}].link"] = action.link
     field = max(candidates, key=lambda name: _encoded_size(candidates[name]))
     raise InvalidRequest.of(field, problem)
 
