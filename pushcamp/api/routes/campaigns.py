@@ -14,6 +14,7 @@ from pushcamp.api.schemas import (
     CampaignCreated,
     CreateCampaignRequest,
     ErrorBody,
+    LaunchBody,
     PartnerOnlyRequest,
     RateLimitedBody,
 )
@@ -150,11 +151,21 @@ async def _launch(request: Request, campaign_id: str, policy: Any) -> JSONRespon
     return JSONResponse(body)
 
 
-@router.post("/v1/single/{campaign_id}", responses=ERRORS, summary="Launch (v1 rate limit)")
+@router.post(
+    "/v1/single/{campaign_id}",
+    responses=ERRORS,
+    summary="Launch (v1 rate limit)",
+    openapi_extra=json_body(LaunchBody),
+)
 async def launch_v1(request: Request, campaign_id: str) -> JSONResponse:
     return await _launch(request, campaign_id, "launch-v1")
 
 
-@router.post("/v2/single/{campaign_id}", responses=ERRORS, summary="Launch (v2 rate limit)")
+@router.post(
+    "/v2/single/{campaign_id}",
+    responses=ERRORS,
+    summary="Launch (v2 rate limit)",
+    openapi_extra=json_body(LaunchBody),
+)
 async def launch_v2(request: Request, campaign_id: str) -> JSONResponse:
     return await _launch(request, campaign_id, "launch-v2")

@@ -50,12 +50,16 @@ def no_422(ctx: Any, response: Any, case: Any) -> bool | None:
     return None
 
 
-def own_partner(case: Any, partner_id: str) -> None:
-    """Point a case at the token's partner (bodies and paths that name one)."""
+def own_partner(case: Any, tenant: Tenant, campaign_id: int) -> None:
+    """Point a case at the token's partner (bodies and paths that name one) and, except
+    for a delete, at one of its real campaigns."""
     if isinstance(case.body, dict) and "partner_id" in case.body:
-        case.body["partner_id"] = partner_id
+        case.body["partner_id"] = tenant.partner_id
     if case.path_parameters and "partner_id" in case.path_parameters:
-        case.path_parameters["partner_id"] = partner_id
+        case.path_parameters["partner_id"] = tenant.partner_id
+    path = case.path_parameters or {}
+    if "campaign_id" in path and case.method.upper() != "DELETE":
+        path["campaign_id"] = campaign_id
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,9 @@ def fuzz_tenant(db: Database) -> Tenant:
     return Tenant(db, v1_limit=1_000_000, v2_limit=1_000_000)
 
 
-def fuzz(operation: Any, checks: list[Any], tenant: Tenant, seen: dict[str, int]) -> None:
+def fuzz(
+    operation: Any, checks: list[Any], tenant: Tenant, campaign_id: int, seen: dict[str, int]
+) -> None:
     """Run one operation's examples; raise what schemathesis found."""
 
     @seed(SEED)
@@ -78,7 +84,7 @@ def fuzz(operation: Any, checks: list[Any], tenant: Tenant, seen: dict[str, int]
     @given(case=operation.as_strategy(), own=st.booleans())
     def run(case: Any, own: bool) -> None:
         if own:
-            own_partner(case, tenant.partner_id)
+            own_partner(case, tenant, campaign_id)
         response = case.call_and_validate(
             headers=tenant.auth, checks=checks, additional_checks=[no_422], timeout=15
         )
@@ -90,6 +96,14 @@ def fuzz(operation: Any, checks: list[Any], tenant: Tenant, seen: dict[str, int]
 
 def test_every_operation_survives_the_fuzzer(server: ServerProcess, fuzz_tenant: Tenant) -> None:
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    created = httpx.post(
+        server.url + "/v1/single",
+        headers=fuzz_tenant.auth,
+        json=fuzz_tenant.body(title="fuzzed", language="all_ALL", is_all=False),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["campaign_id"]
     failures: list[str] = []
     seen: dict[str, int] = {}
     for result in schema.get_all_operations():
@@ -97,7 +111,7 @@ def test_every_operation_survives_the_fuzzer(server: ServerProcess, fuzz_tenant:
         label = f"{operation.method.upper()} {operation.path}"
         checks = [*CHECKS, positive_data_acceptance] if label in FULLY_DESCRIBED else CHECKS
         try:
-            fuzz(operation, checks, fuzz_tenant, seen)
+            fuzz(operation, checks, fuzz_tenant, campaign_id, seen)
         except (Exception, BaseExceptionGroup) as exc:  # asserted below, in this thread
             failures.append(f"{label}: {exc}"[:3000])
     print("\n".join(f"{key}: {count}" for key, count in sorted(seen.items())))
