@@ -30,6 +30,9 @@ _STYLE = Style(
 )
 
 
+_BAR_STYLE = Style(**{**_STYLE.to_dict(), "colors": ("#16a34a",), "opacity": ".75"})
+
+
 def _config(**extra: object) -> dict[str, object]:
     return {
         "style": _STYLE,
@@ -68,13 +71,19 @@ def _svg(chart: pygal.graph.graph.Graph) -> Markup:
     return Markup(ElementTree.tostring(tree, encoding="unicode"))  # noqa: S704
 
 
-def delivery_chart(points: Sequence[tuple[datetime, int, int, int]], per: str) -> Markup:
-    """Sent, delivered and clicked per minute or per hour (``per``)."""
+def delivery_chart(
+    points: Sequence[tuple[datetime, int, int, int]], per: str, *, narrow: bool = False
+) -> Markup:
+    """Sent, delivered and clicked per minute or per hour (``per``). ``narrow``: drawn
+    for a phone's width (fewer labels, legend in one column), so its text stays legible
+    where the wide one would have to shrink."""
+    size = {"width": 400, "height": 300, "legend_at_bottom_columns": 3} if narrow else {}
     chart = pygal.Line(
         **_config(
-            x_labels_major_every=_every(len(points)),
+            x_labels_major_every=_every(len(points), 3 if narrow else 8),
             fill=False,
             min_scale=2,
+            **size,
         )
     )
     chart.x_labels = [
@@ -86,16 +95,36 @@ def delivery_chart(points: Sequence[tuple[datetime, int, int, int]], per: str) -
     return _svg(chart)
 
 
-def growth_chart(points: Sequence[tuple[date, int, int]]) -> Markup:
-    """Subscriptions in total (line) and new ones each day (bars on the second axis)."""
+def growth_chart(points: Sequence[tuple[date, int, int]], *, narrow: bool = False) -> Markup:
+    """Subscriptions in total, day by day."""
+    size = {"width": 400, "height": 240} if narrow else {"height": 280}
     chart = pygal.Line(
         **_config(
-            x_labels_major_every=_every(len(points)),
+            x_labels_major_every=_every(len(points), 3 if narrow else 8),
             fill=True,
             min_scale=2,
+            show_legend=False,
+            **size,
         )
     )
     chart.x_labels = [day.strftime("%d %b") for day, *_ in points]
     chart.add("subscriptions", [p[2] for p in points])
-    chart.add("new that day", [p[1] for p in points], secondary=True, fill=False)
+    return _svg(chart)
+
+
+def new_per_day_chart(points: Sequence[tuple[date, int, int]], *, narrow: bool = False) -> Markup:
+    """New subscriptions each day, as bars (their own scale: a day's few dozen would be
+    flat against the total's hundreds)."""
+    size = {"width": 400, "height": 200} if narrow else {"height": 200}
+    chart = pygal.Bar(
+        **_config(
+            x_labels_major_every=_every(len(points), 3 if narrow else 8),
+            show_legend=False,
+            min_scale=2,
+            style=_BAR_STYLE,
+            **size,
+        )
+    )
+    chart.x_labels = [day.strftime("%d %b") for day, *_ in points]
+    chart.add("new that day", [p[1] for p in points])
     return _svg(chart)

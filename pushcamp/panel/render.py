@@ -4,6 +4,7 @@ headers every page carries."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -27,13 +28,14 @@ PAGE_HEADERS = {
 
 
 def number(value: Any) -> str:
-    """``411840`` as ``411,840``; anything else as text."""
+    """``411840`` as ``411,840``; ``Decimal("1040.6000")`` as ``1,040.60``; anything else
+    as text."""
     if isinstance(value, bool) or value is None:
         return "–"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
+    if isinstance(value, float | Decimal):
+        return f"{value:,.2f}"  # money and other amounts: two places
     return str(value)
 
 

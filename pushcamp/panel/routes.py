@@ -141,7 +141,10 @@ async def campaign(request: Request) -> Response:
     if report is not None and report.timeline:
         per = "hour" if report.timeline_step >= timedelta(hours=1) else "minute"
         points = [(p.at, p.sent, p.delivered, p.clicked) for p in report.timeline]
-        chart = charts.delivery_chart(points, per)
+        chart = (
+            charts.delivery_chart(points, per),
+            charts.delivery_chart(points, per, narrow=True),
+        )
     return _page("campaign.html", session, "campaigns", c=found, chart=chart, per=per)
 
 
@@ -162,8 +165,18 @@ async def subscribers(request: Request) -> Response:
     found = await call_service(
         request, panel_reads.subscriber_breakdown, ctx.db, session.partner_id
     )
-    chart = charts.growth_chart([(p.day, p.new, p.total) for p in found.growth])
-    return _page("subscribers.html", session, "subscribers", s=found, chart=chart)
+    points = [(p.day, p.new, p.total) for p in found.growth]
+    return _page(
+        "subscribers.html",
+        session,
+        "subscribers",
+        s=found,
+        chart=(charts.growth_chart(points), charts.growth_chart(points, narrow=True)),
+        new_chart=(
+            charts.new_per_day_chart(points),
+            charts.new_per_day_chart(points, narrow=True),
+        ),
+    )
 
 
 async def _settings_page(

@@ -74,10 +74,13 @@ def audience(db: Database, sim: PushServiceSimulator, rng: random.Random) -> lis
     """Subscribers made day by day over the last DAYS days, more each week."""
     key = partners.vapid_public_key(db, PARTNER)
     now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     made: list[Subscriber] = []
     for day in range(DAYS, -1, -1):
         count = max(2, round(6 + (DAYS - day) * 0.55 + rng.gauss(0, 3)))
-        rows, when = [], now - timedelta(days=day, hours=rng.uniform(0, 6))
+        # In the day's daytime (UTC), so each day's subscriptions count on that day.
+        when = min(now, midnight - timedelta(days=day, hours=-rng.uniform(8, 20)))
+        rows = []
         for _ in range(count):
             s = sim.subscribe(key)
             language = pick(rng, LANGUAGES)

@@ -394,9 +394,14 @@ def test_the_subscribers_page_counts_and_draws_growth(
     assert 'data-field="unengaged">0<' in html
     by_language = html.split('id="by-language"', 1)[1].split("</section>", 1)[0]
     assert "en_US" in by_language and ">6<" in by_language
+    assert '<span style="width: 100.0%">' in by_language  # the largest row: a full bar
     by_browser = html.split('id="by-browser"', 1)[1].split("</section>", 1)[0]
     assert "Chrome" in by_browser
-    assert "<svg" in html.split("Growth", 1)[1]
+    by_device = html.split('id="by-device"', 1)[1].split("</section>", 1)[0]
+    assert '<th scope="row">Desktop</th>' in by_device  # as the campaign page names it
+    for chart in ("growth-chart", "new-chart"):
+        svg = html.split(f'id="{chart}"', 1)[1].split("</figure>", 1)[0]
+        assert "<svg" in svg and "<script" not in svg.lower()
 
 
 def test_settings_show_the_key_the_snippet_and_the_limits(
