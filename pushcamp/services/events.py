@@ -20,18 +20,42 @@ EVENT_TYPES = ("delivered", "clicked", "closed")
 
 
 def record_event(
-    db: Database, signing_key: bytes, event_type: str, token: str, now: datetime
+    db: Database,
+    signing_key: bytes,
+    event_type: str,
+    token: str,
+    now: datetime,
+    action: int | None = None,
 ) -> EventClaim:
     """Verify ``token`` with the partner's key and store the event, if the launch it
     names is that partner's; a click also counts as engagement. A replay, or a token
-    naming another partner's launch, is refused (400) and stored nowhere."""
+    naming another partner's launch, is refused (400) and stored nowhere.
+
+    ``action``: for a click on an action button, its index, which the launch's
+    notification must have (a launch with one button has no button 1)."""
     if event_type not in EVENT_TYPES:
         raise InvalidRequest.of("type", f"must be one of {', '.join(EVENT_TYPES)} or visit")
+    if action is not None and event_type != "clicked":
+        raise InvalidRequest.of("action", "only a clicked event has an action")
     claim = verify(signing_key, token, int(now.timestamp()))
     try:
         with db.write() as conn:
+            if action is not None:
+                count = q.action_count(conn, claim.partner_id, claim.launch_id)
+                if count is not None and not 0 <= action < count:
+                    raise InvalidRequest.of(
+                        "action",
+                        f"the notification has no action {action}"
+                        + (f" (it has {count})" if count else " (it has no buttons)"),
+                    )
             recorded = q.insert_event(
-                conn, claim.partner_id, claim.launch_id, claim.subscriber_id, event_type, now
+                conn,
+                claim.partner_id,
+                claim.launch_id,
+                claim.subscriber_id,
+                event_type,
+                now,
+                action,
             )
             if not recorded:
                 # Signed with the partner's key but naming a launch that is not the

@@ -182,6 +182,8 @@ class Event(Base):
     launch_id: Mapped[int] = mapped_column(BigInteger)
     subscriber_id: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(16))
+    # A click on an action button: its index (0 or 1); NULL for the notification itself.
+    action: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (

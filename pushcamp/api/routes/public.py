@@ -84,6 +84,13 @@ class TokenEventRequest(_Strict):
     type: Literal["delivered", "clicked", "closed"]
     token: str = Field(min_length=1, max_length=512, description="From the push payload")
     partner_id: str | None = Field(None, description="Optional; must be the token's")
+    action: int | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="A clicked event only: the action button clicked (0 or 1), absent for "
+        "the notification itself",
+    )
 
 
 class VisitEventRequest(EndpointRequest):
@@ -319,7 +326,14 @@ async def post_event(request: Request) -> JSONResponse:
     if event.partner_id is not None and event.partner_id != partner_id:
         raise InvalidRequest.of("partner_id", "is not the token's partner")
     await call_service(
-        request, event_service.record_event, db, site.signing_key, event.type, event.token, _now()
+        request,
+        event_service.record_event,
+        db,
+        site.signing_key,
+        event.type,
+        event.token,
+        _now(),
+        event.action,
     )
     return JSONResponse({"success": True})
 
