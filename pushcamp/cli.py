@@ -188,6 +188,51 @@ def simulator(
     run(host=host, port=port, decrypt=decrypt, verify_vapid=verify_vapid, seed=seed)
 
 
+@app.command()
+def demo(
+    browser: Annotated[
+        bool,
+        typer.Option(
+            "--browser", help="A real headless Firefox subscribes first (needs firefox-esr)."
+        ),
+    ] = False,
+    subscribers: Annotated[
+        int, typer.Option(min=0, max=100_000, help="Simulated subscribers to create.")
+    ] = 3000,
+    port: Annotated[int, typer.Option(help="The server's TCP port (0 picks a free one).")] = 0,
+    exit_after: Annotated[
+        bool, typer.Option("--exit", help="Stop once the results are printed (no Ctrl-C wait).")
+    ] = False,
+) -> None:
+    """Try pushcamp: server, push-service simulator, a demo partner with simulated
+    subscribers, a launched campaign with its statistics, and the panel. Its files live in
+    a temporary directory (PUSHCAMP_DEMO_DIR keeps them)."""
+    from pushcamp.demo import DemoFailed, default_workdir, run_demo
+
+    def hold(panel_url: str) -> None:
+        if exit_after:
+            return
+        err.print(f"Running: open {panel_url}. Press Ctrl-C to stop.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            err.print("stopping")
+
+    try:
+        run_demo(
+            err,
+            subscribers=subscribers,
+            browser=browser,
+            port=port,
+            workdir=default_workdir(),
+            wait_for_exit=hold,
+        )
+    except DemoFailed as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
 @partners_app.command("create")
 def partners_create(
     partner_id: Annotated[str, typer.Argument(help="The partner id, e.g. 100000001.")],

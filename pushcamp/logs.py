@@ -1,4 +1,4 @@
-"""Structured logs: one JSON event per line on stderr.
+"""Structured logs on stderr: one JSON event per line, or readable lines on a terminal.
 
 Nothing secret is ever passed to a log call (tokens, keys, payloads); as a second line of
 defence, values under names that smell of secrets are masked before rendering.
@@ -39,9 +39,22 @@ def _mask_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str
     return event
 
 
-def configure(level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library (uvicorn, alembic) to one line format."""
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+def wants_json(json: bool | None = None) -> bool:
+    """JSON lines when asked (``PUSHCAMP_LOG_JSON=true``), readable lines when asked
+    (``false``); unset: JSON unless stderr is a terminal (a person is reading)."""
+    if json is not None:
+        return json
+    return not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+
+
+def configure(level: str = "INFO", json: bool | None = None) -> None:
+    """Route structlog and the standard library (uvicorn, alembic) to one line format:
+    JSON, or structlog's readable console lines (see :func:`wants_json`)."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if wants_json(json)
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     # [::1] always are. A request using another Host where a public URL is needed: 400.
     allowed_hosts: str = ""
     log_level: str = "INFO"
-    log_json: bool = True
+    # True: one JSON object per line; False: readable lines; unset: JSON unless stderr is
+    # a terminal (earlier versions always wrote JSON: set true to keep that everywhere).
+    log_json: bool | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -18,7 +18,9 @@ _LISTENING = re.compile(r"pushcamp listening on (http://\S+)")
 class ServerProcess:
     """``pushcamp serve --port 0`` in a child process; ``url`` is known once it listens.
 
-    Its stderr (the structured log) is copied to ``log_path`` so tests can read it.
+    Its stderr (the structured log) is copied to ``log_path`` so tests can read it; with
+    ``on_log_line``, each line is also handed to that function (``pushcamp demo`` prints
+    them).
     """
 
     def __init__(
@@ -28,8 +30,10 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        on_log_line: Callable[[str], None] | None = None,
     ) -> None:
         self.database_url = database_url
+        self.on_log_line = on_log_line
         self.log_path = log_path
         self.extra_env = dict(env or {})
         self.host = host
@@ -53,10 +57,15 @@ class ServerProcess:
                 str(self.port),
             ],
             stdout=subprocess.PIPE,
-            stderr=self._log,
+            stderr=self._log if self.on_log_line is None else subprocess.PIPE,
             text=True,
             env=env,
         )
+        if self.on_log_line is not None:
+            assert self.proc.stderr is not None
+            threading.Thread(
+                target=self._copy_log, args=(self.proc.stderr, self.on_log_line), daemon=True
+            ).start()
         found: list[str] = []
 
         def watch(stream: IO[str]) -> None:
@@ -78,6 +87,14 @@ class ServerProcess:
             time.sleep(0.05)
         self.url = found[0]
         return self
+
+    def _copy_log(self, stream: IO[str], on_line: Callable[[str], None]) -> None:
+        for line in stream:
+            log = self._log
+            if log is not None and not log.closed:
+                log.write(line)
+                log.flush()
+            on_line(line.rstrip("\n"))
 
     @property
     def pid(self) -> int:
@@ -151,6 +168,14 @@ class WorkerProcess:
                 self.stop(kill=True)
                 raise RuntimeError(f"pushcamp worker not ready within {timeout}s")
             time.sleep(0.1)
+
+    def _copy_log(self, stream: IO[str], on_line: Callable[[str], None]) -> None:
+        for line in stream:
+            log = self._log
+            if log is not None and not log.closed:
+                log.write(line)
+                log.flush()
+            on_line(line.rstrip("\n"))
 
     @property
     def pid(self) -> int:
