@@ -211,8 +211,10 @@ def main() -> None:
     )
     db.dispose()
 
-    day = now.date().isoformat()
-    body = {"partner_id": partner_id, "start_date": day, "end_date": day}
+    # The records and events span about 20 minutes from ``now``: past midnight, the range
+    # must hold the next day too.
+    first, last = now.date().isoformat(), (now + timedelta(minutes=30)).date().isoformat()
+    body = {"partner_id": partner_id, "start_date": first, "end_date": last}
     calls = {
         "campaign-metrics (1M records)": (
             "POST",
