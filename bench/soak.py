@@ -4,9 +4,10 @@ per cent of the time. Bounded in time and size; loopback only.
 
 What runs, for ``--seconds`` (60):
 
-* ``--partners`` (5) partners, each creating campaigns faster than its create budget
-  (30/min by default, so about half get 429), launching each one it could create
-  (``/v2``, to its 20 subscribers) and reading its status;
+* ``--partners`` (5) partners, each trying ``--create-per-second`` (2) creates a second,
+  faster than its create budget allows (30/min by default: a burst of 30, then one
+  every 2 s), launching each campaign it could create (``/v2``, to its 20 subscribers)
+  and reading its status;
 * public traffic: browsers subscribing (``POST /v1/subscriptions``, new simulator
   subscriptions) and fetching the SDK configuration, ``--public-rps`` (20) per second;
 * one launch to ``--subscribers`` (100,000) simulated subscribers of another partner,
@@ -241,7 +242,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--partners", type=int, default=5)
     parser.add_argument("--public-rps", type=float, default=20)
-    parser.add_argument("--create-per-second", type=float, default=1.0)
+    parser.add_argument("--create-per-second", type=float, default=2.0)
     parser.add_argument("--fault-rate", type=float, default=0.03, help="0.01 to 0.05")
     parser.add_argument("--launch-timeout", type=float, default=900)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
