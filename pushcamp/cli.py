@@ -569,7 +569,9 @@ def subscribers_count(partner_id: Annotated[str, typer.Argument(help="The partne
     sys.stdout.write(f"active {counts.active}\ninactive {counts.inactive}\n")
 
 
-launches_app = typer.Typer(help="Follow, resume and inspect launches.", no_args_is_help=True)
+launches_app = typer.Typer(
+    help="Follow, resume, cancel and inspect launches.", no_args_is_help=True
+)
 app.add_typer(launches_app, name="launches")
 
 
@@ -627,6 +629,16 @@ def launches_show(launch_id: Annotated[int, typer.Argument(help="The launch id."
     from pushcamp.services import launches
 
     sys.stdout.write(json.dumps(_run(launches.launch_progress, launch_id)) + "\n")
+
+
+@launches_app.command("cancel")
+def launches_cancel(launch_id: Annotated[int, typer.Argument(help="The launch id.")]) -> None:
+    """Cancel a scheduled launch before it starts (exit 3: no such launch; exit 2: it is
+    not Scheduled)."""
+    from pushcamp.services import launches
+
+    _run(launches.cancel_launch, launch_id)
+    err.print(f"launch {launch_id} cancelled: it will not be sent")
 
 
 @launches_app.command("resume")

@@ -356,9 +356,41 @@ class DeliveryCore:
             if self.stopping:
                 await recorder.flush()
                 return False
-            if not await self._send_page(launch.id, page, recorder):
+            if launch.max_per_minute is not None:
+                if not await self._send_throttled(launch, page, recorder):
+                    return False
+            elif not await self._send_page(launch.id, page, recorder):
                 return False
         return False
+
+    async def _send_throttled(self, launch: q.LaunchRow, page: _Page, recorder: _Recorder) -> bool:
+        """Send a page of a throttled launch in chunks of about a second's worth of its
+        rate, each in a send slot taken from the launch row (so every worker together
+        keeps the rate; store.launches.take_send_slot), waiting for the slot's start."""
+        rate = launch.max_per_minute
+        assert rate is not None
+        size = max(1, -(-rate // 60))
+        for start in range(0, len(page.messages), size):
+            chunk = page.messages[start : start + size]
+            taken = await self.tx(q.take_send_slot, launch.id, len(chunk), utcnow())
+            if taken is not None and not await self._wait_until(launch.id, taken[0]):
+                return False
+            if not await self._send_page(launch.id, _Page(chunk, page.by_endpoint), recorder):
+                return False
+        return True
+
+    async def _wait_until(self, launch_id: int, moment: datetime) -> bool:
+        """Sleep until ``moment`` (by pushcamp's clock); False if this process begins to
+        stop or the launch stops being runnable meanwhile (checked every second)."""
+        while (left := (moment - utcnow()).total_seconds()) > 0:
+            await asyncio.sleep(min(left, 1.0))
+            if self.stopping:
+                return False
+            if left > 1.0:
+                current = await self.read(q.get_launch, launch_id)
+                if current is None or current.status not in RUNNABLE:
+                    return False
+        return not self.stopping
 
     async def _send_page(self, launch_id: int, page: _Page, recorder: _Recorder) -> bool:
         """Post one page while watching the launch; True when all of it was answered and

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 
 from pushcamp.delivery.engine import DeliveryCore
+from pushcamp.delivery.schedule import start_due_launches
 from pushcamp.logs import get_logger
+from pushcamp.store.models import utcnow
 
 log = get_logger("pushcamp.delivery")
 
@@ -36,6 +38,7 @@ class InProcessRunner:
             asyncio.create_task(self._worker(), name=f"delivery-{i}")
             for i in range(self.core.options.workers)
         ]
+        self._tasks.append(asyncio.create_task(self._scheduler(), name="scheduler"))
 
     async def stop(self) -> None:
         """Stop gracefully (SIGTERM): post nothing more, give the messages already posted
@@ -57,6 +60,18 @@ class InProcessRunner:
 
     async def check(self) -> dict[str, str]:
         return {}
+
+    async def _scheduler(self) -> None:
+        """Start scheduled launches when due (delivery/schedule.py): every poll, so a
+        launch starts within ``poll_seconds`` (1 s) of its ``send_at``."""
+        core = self.core
+        while not core.stopping:
+            try:
+                if await core.tx(start_due_launches, utcnow()):
+                    self._wake.set()
+            except Exception as exc:
+                log.warning("schedule_failed", error=type(exc).__name__)
+            await asyncio.sleep(core.options.poll_seconds)
 
     async def _worker(self) -> None:
         core = self.core

@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Connection
 
 from pushcamp.delivery.engine import RUNNABLE
+from pushcamp.delivery.schedule import start_due_launches
 from pushcamp.logs import get_logger
 from pushcamp.store import Database
 from pushcamp.store import outbox as outbox_q
@@ -75,6 +76,9 @@ class OutboxPublisher:
     def publish_round(self) -> int:
         """Hand over up to ROUND due batches (blocking); how many were published."""
         with self.db.write() as conn:
+            # Scheduled launches that are due get their plan now (delivery/schedule.py);
+            # before that they have no batch to publish.
+            start_due_launches(conn, utcnow())
             ids = self._due(conn)
             for batch_id in ids:
                 self.publish(batch_id)

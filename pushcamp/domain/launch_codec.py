@@ -20,6 +20,9 @@ def request_to_dict(request: LaunchRequest) -> dict[str, Any]:
             "values": list(request.target.values),
         }
     data["actions"] = [{"title": a.title, "link": a.link} for a in request.actions]
+    # Kept on the launch row (not_before, max_per_minute), not in the stored request.
+    data.pop("send_at", None)
+    data.pop("max_per_minute", None)
     return data
 
 

@@ -38,6 +38,9 @@ MAX_PAYLOAD_SIZE = 4096 - 86 - 16 - 1
 __all__ = [
     "ACTION_TITLE_MAX_CHARS",
     "MAX_ACTIONS",
+    "MAX_PER_MINUTE",
+    "MIN_PER_MINUTE",
+    "SCHEDULE_MAX_AHEAD",
     "DESCRIPTION_MAX_CHARS",
     "DESCRIPTION_WITH_BANNER_MAX_CHARS",
     "MAX_TAG_CHARS",
@@ -56,6 +59,7 @@ __all__ = [
     "DropReason",
     "LaunchRequest",
     "LaunchStatus",
+    "LIVE",
     "NotificationAction",
     "Target",
     "build_payload",
@@ -68,6 +72,8 @@ __all__ = [
     "local_minutes",
     "parse_launch",
     "payload_problem",
+    "send_at_problem",
+    "slot",
     "should_pause",
     "topic_for",
     "url_problem",
@@ -96,8 +102,19 @@ MAX_TAG_CHARS = 64
 PAUSE_MIN_ATTEMPTS = 50
 PAUSE_REJECT_RATIO = 0.8
 
+# Scheduling and throttling (pushcamp extensions, docs/delivery.md): ``send_at`` at most
+# this far ahead; ``max_per_minute`` within these bounds (1,000,000 a minute is more than
+# one process sends; below 1 nothing would ever go).
+SCHEDULE_MAX_AHEAD = timedelta(days=30)
+MIN_PER_MINUTE = 1
+MAX_PER_MINUTE = 1_000_000
+_SEND_AT_MAX_CHARS = 64
+
 
 class LaunchStatus(StrEnum):
+    # Recorded with a ``send_at`` still ahead: no batch plan yet, nothing sent; becomes
+    # Queued when due (the runners look every poll), Stopped if cancelled before.
+    SCHEDULED = "Scheduled"
     QUEUED = "Queued"
     SENDING = "Sending"
     SENT = "Sent"
@@ -108,6 +125,9 @@ class LaunchStatus(StrEnum):
 
 #: A launch in one of these states never sends again.
 TERMINAL = frozenset({LaunchStatus.SENT, LaunchStatus.STOPPED, LaunchStatus.FAILED})
+#: A launch in one of these states has not ended: a delete of its campaign, or a cancel,
+#: stops it.
+LIVE = (LaunchStatus.SCHEDULED, LaunchStatus.QUEUED, LaunchStatus.SENDING, LaunchStatus.PAUSED)
 
 
 class DropReason(StrEnum):
@@ -178,6 +198,10 @@ class LaunchRequest:
     require_interaction: bool = False
     renotify: bool = False
     silent: bool = False
+    # Scheduling and throttling: kept on the launch row (not_before, max_per_minute), not
+    # in the stored request (launch_codec leaves them out).
+    send_at: datetime | None = None
+    max_per_minute: int | None = None
 
 
 # --- parsing ----------------------------------------------------------------------------
@@ -411,7 +435,60 @@ def _actions(value: object, errors: list[FieldError]) -> tuple[NotificationActio
     return tuple(found) if ok else ()
 
 
-def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
+def send_at_problem(send_at: datetime, now: datetime) -> str | None:
+    """Why a launch cannot be scheduled for ``send_at`` (aware) at ``now``: in the past,
+    or more than :data:`SCHEDULE_MAX_AHEAD` ahead."""
+    if send_at < _as_utc(now):
+        return "must not be in the past"
+    if send_at > _as_utc(now) + SCHEDULE_MAX_AHEAD:
+        return f"must be at most {SCHEDULE_MAX_AHEAD.days} days ahead"
+    return None
+
+
+def _send_at(value: object, now: datetime | None, errors: list[FieldError]) -> datetime | None:
+    """An ISO 8601 date and time with a UTC offset (``2030-05-01T09:00:00+02:00`` or
+    ``...Z``), returned in UTC; a time without an offset is ambiguous and refused."""
+    reason = "must be an ISO 8601 date and time with an offset, like 2030-05-01T09:00:00+02:00"
+    if not isinstance(value, str) or len(value) > _SEND_AT_MAX_CHARS or "T" not in value:
+        errors.append(FieldError("send_at", reason))
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError("send_at", reason))
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        errors.append(FieldError("send_at", reason))
+        return None
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        errors.append(FieldError("send_at", "must be at most 30 days ahead"))
+        return None
+    if now is None:
+        raise ValueError("parse_launch needs now to check send_at")
+    if problem := send_at_problem(moment, now):
+        errors.append(FieldError("send_at", problem))
+        return None
+    return moment
+
+
+def _max_per_minute(value: object, errors: list[FieldError]) -> int | None:
+    """An integer from MIN_PER_MINUTE to MAX_PER_MINUTE; not a bool, string or float."""
+    number = None if isinstance(value, bool) or not isinstance(value, int) else value
+    if number is None or not MIN_PER_MINUTE <= number <= MAX_PER_MINUTE:
+        errors.append(
+            FieldError(
+                "max_per_minute", f"must be an integer from {MIN_PER_MINUTE} to {MAX_PER_MINUTE}"
+            )
+        )
+        return None
+    return number
+
+
+def parse_launch(
+    data: Mapping[str, object], *, is_all: bool, now: datetime | None = None
+) -> LaunchRequest:
     """Validate a launch body (§2.2), naming every offending field at once.
 
     ``is_all`` is the campaign's: a segment campaign (False) must name a ``target``; an
@@ -423,7 +500,10 @@ def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
     pushcamp's extensions (docs/delivery.md, "Richer notifications"): ``actions`` (up to
     two buttons, each a ``title`` of 1 to 40 characters and an http(s) ``link``),
     ``badge`` (an https URL, like ``image``), and the booleans ``require_interaction``,
-    ``renotify`` and ``silent``. Absent, they change nothing.
+    ``renotify`` and ``silent``. Absent, they change nothing. Scheduling and throttling
+    (docs/delivery.md): ``send_at`` (ISO 8601 with an offset, from ``now`` to 30 days
+    ahead; ``now`` is required when it is given) and ``max_per_minute`` (an integer from
+    1 to 1000000).
     """
     errors: list[FieldError] = []
 
@@ -490,6 +570,11 @@ def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
     renotify = _flag(data, "renotify", errors)
     silent = _flag(data, "silent", errors)
 
+    send_at_raw = _get(data, "send_at")
+    send_at = None if send_at_raw is _MISSING else _send_at(send_at_raw, now, errors)
+    rate_raw = _get(data, "max_per_minute")
+    max_per_minute = None if rate_raw is _MISSING else _max_per_minute(rate_raw, errors)
+
     if errors:
         raise InvalidRequest(errors)
     assert partner_id is not None and title is not None and description is not None
@@ -510,6 +595,8 @@ def parse_launch(data: Mapping[str, object], *, is_all: bool) -> LaunchRequest:
         require_interaction=require_interaction,
         renotify=renotify,
         silent=silent,
+        send_at=send_at,
+        max_per_minute=max_per_minute,
     )
 
 
@@ -720,6 +807,24 @@ def audience_language(launch_language: str | None, campaign_language: str | None
     if chosen is None or chosen == ALL_LANGUAGES:
         return None
     return chosen
+
+
+# --- throttling -------------------------------------------------------------------------
+
+
+def slot(
+    next_free: datetime | None, now: datetime, count: int, per_minute: int
+) -> tuple[datetime, datetime]:
+    """The send slot of ``count`` messages of a launch throttled to ``per_minute``:
+    ``(start, end)``. It starts at the launch's next free slot, or ``now`` if that has
+    passed (an idle launch earns no burst), and lasts ``count`` intervals of
+    ``60 / per_minute`` seconds; ``end`` is the next free slot. Taken one at a time by
+    every worker (the launch row is locked meanwhile), the slots never overlap, so all
+    the workers together keep the rate."""
+    if count < 1 or per_minute < 1:
+        raise ValueError("count and per_minute must be positive")
+    start = _as_utc(now) if next_free is None else max(_as_utc(next_free), _as_utc(now))
+    return start, start + timedelta(seconds=count * 60 / per_minute)
 
 
 # --- pausing ----------------------------------------------------------------------------

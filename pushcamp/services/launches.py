@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from pushcamp.domain.campaigns import CampaignStatus
 from pushcamp.domain.launch_codec import request_to_dict
 from pushcamp.domain.launches import (
+    LIVE,
     DropReason,
     LaunchStatus,
     check_payload,
@@ -36,7 +37,6 @@ from pushcamp.timeutil import iso
 # least 24 h).
 IDEMPOTENCY_WINDOW = timedelta(hours=48)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-LIVE = (LaunchStatus.QUEUED, LaunchStatus.SENDING, LaunchStatus.PAUSED)
 
 
 def check_idempotency_key(value: str | None) -> str | None:
@@ -57,7 +57,12 @@ def launch_campaign(
     idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Validate a launch and record it with its batch plan in one transaction; returns
-    the response body. Nothing is sent here: the delivery engine picks the plan up."""
+    the response body. Nothing is sent here: the delivery engine picks the plan up.
+
+    With ``send_at`` the launch is recorded ``Scheduled``, without a plan: the scheduler
+    beside the runners (delivery/schedule.py) writes the plan when it is due, and the
+    campaign keeps its status until then. An ``is_all`` campaign's scheduled launch is
+    its one launch."""
     key = check_idempotency_key(idempotency_key)
     now = utcnow()
     digest = fingerprint(data)
@@ -78,22 +83,32 @@ def launch_campaign(
                 found = q.find_idempotency(conn, partner_id, key, now - IDEMPOTENCY_WINDOW)
                 if found is not None:
                     return _replay(found, campaign_id, digest)
-            request = parse_launch(data, is_all=campaign.is_all)
+            request = parse_launch(data, is_all=campaign.is_all, now=now)
             site = partners_q.get_site_settings(conn, partner_id)
             check_payload(request, site.default_icon if site else None, events_url)
+            scheduled = request.send_at is not None
             # An is_all campaign's second launch breaks uq_launches_once (IntegrityError).
             launch_id = q.insert_launch(
                 conn,
                 partner_id=partner_id,
                 campaign_id=campaign_id,
                 once=campaign.is_all,
-                status=LaunchStatus.QUEUED,
+                status=LaunchStatus.SCHEDULED if scheduled else LaunchStatus.QUEUED,
                 request=request_to_dict(request),
                 now=now,
                 # Fixed now: whichever process sends a batch, the service worker reports
                 # to the same public URL.
                 events_url=events_url,
+                not_before=request.send_at,
+                max_per_minute=request.max_per_minute,
             )
+            if scheduled:
+                q.set_plan(conn, launch_id, topic_for(launch_id), 0)
+                if key is not None:
+                    q.save_idempotency(
+                        conn, partner_id, key, digest, response, now, now - IDEMPOTENCY_WINDOW
+                    )
+                return response
             batches = q.plan_batches(conn, launch_id, partner_id)
             q.set_plan(conn, launch_id, topic_for(launch_id), batches)
             if batches == 0:  # nobody to send to: done at once
@@ -165,12 +180,36 @@ def _summary(launch: q.LaunchRow, counts: Mapping[str, int]) -> dict[str, Any]:
     }
     if launch.paused_reason:
         body["paused_reason"] = launch.paused_reason
+    if launch.not_before is not None:
+        body["send_at"] = iso(launch.not_before)
+    if launch.max_per_minute is not None:
+        body["max_per_minute"] = launch.max_per_minute
     return body
 
 
 def stop_launches(conn: Any, partner_id: str, campaign_id: int) -> int:
     """Stop the campaign's running launches (inside the delete transaction)."""
     return q.stop_campaign_launches(conn, partner_id, campaign_id, LIVE, utcnow())
+
+
+def cancel_launch(db: Database, launch_id: int) -> None:
+    """Cancel a scheduled launch before it starts (``pushcamp launches cancel``): it is
+    ``Stopped`` and never sends. NotFound for an unknown launch; InvalidRequest for one
+    that is not ``Scheduled`` (it has started: deleting its campaign stops it). The
+    campaign keeps its status (scheduling never changed it); a cancelled launch still
+    counts as an ``is_all`` campaign's one launch."""
+    with db.write() as conn:
+        launch = q.get_launch(conn, launch_id)
+        if launch is None:
+            raise NotFound(f"no launch {launch_id}")
+        scheduled = (LaunchStatus.SCHEDULED,)
+        if not q.set_status(
+            conn, launch_id, LaunchStatus.STOPPED, only_from=scheduled, now=utcnow(), finished=True
+        ):
+            raise InvalidRequest.of(
+                "launch_id", f"is {launch.status}, not Scheduled: only a launch that has not "
+                "started can be cancelled (delete its campaign to stop it)"
+            )
 
 
 def resume_launch(db: Database, launch_id: int, *, wait_seconds: float = 120.0) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from pushcamp.domain.launches import slot
 from pushcamp.store import statistics
 from pushcamp.store.models import (
     Delivery,
@@ -55,6 +56,9 @@ class LaunchRow:
     finished_at: datetime | None
     # Where the service worker reports events (None: recorded before it was stored).
     events_url: str | None
+    # Scheduling and throttling (0010): None when not used.
+    not_before: datetime | None = None
+    max_per_minute: int | None = None
 
 
 _LAUNCH_COLUMNS = (
@@ -72,6 +76,8 @@ _LAUNCH_COLUMNS = (
     Launch.started_at,
     Launch.finished_at,
     Launch.events_url,
+    Launch.not_before,
+    Launch.max_per_minute,
 )
 
 
@@ -85,6 +91,8 @@ def insert_launch(
     request: dict[str, Any],
     now: datetime,
     events_url: str | None = None,
+    not_before: datetime | None = None,
+    max_per_minute: int | None = None,
 ) -> int:
     """Insert a launch row; an ``is_all`` campaign's second launch violates
     ``uq_launches_once`` (IntegrityError), whatever the interleaving."""
@@ -101,6 +109,8 @@ def insert_launch(
             batches_done=0,
             created_at=now,
             events_url=events_url,
+            not_before=not_before,
+            max_per_minute=max_per_minute,
         )
         .returning(Launch.id)
     ).scalar_one()
@@ -129,6 +139,10 @@ def plan_batches(conn: Connection, launch_id: int, partner_id: str) -> int:
     ]
     conn.execute(insert(LaunchBatch), rows)
     return len(rows)
+
+
+def set_batches_total(conn: Connection, launch_id: int, batches: int) -> None:
+    conn.execute(update(Launch).where(Launch.id == launch_id).values(batches_total=batches))
 
 
 def set_plan(conn: Connection, launch_id: int, topic: str, batches: int) -> None:
@@ -195,6 +209,43 @@ def stop_campaign_launches(
         )
         .values(status="Stopped", finished_at=now)
     ).rowcount
+
+
+# --- scheduling and throttling --------------------------------------------------------
+
+
+def due_launches(
+    conn: Connection, scheduled: str, now: datetime, limit: int = 20
+) -> list[tuple[int, str, int]]:
+    """Scheduled launches whose time has come, ``(id, partner_id, campaign_id)``, oldest
+    first, locked (PostgreSQL: rows another runner is starting are skipped)."""
+    stmt = (
+        select(Launch.id, Launch.partner_id, Launch.campaign_id)
+        .where(Launch.status == scheduled, Launch.not_before <= now)
+        .order_by(Launch.not_before, Launch.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return [(int(r[0]), str(r[1]), int(r[2])) for r in conn.execute(stmt).all()]
+
+
+def take_send_slot(
+    conn: Connection, launch_id: int, count: int, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """Reserve the launch's next send slot for ``count`` messages: the launch row is
+    locked (PostgreSQL ``FOR UPDATE``; SQLite's write lock), its ``next_send_at`` read and
+    moved to the slot's end, so two workers never get overlapping slots. ``(start,
+    end)``, or None when the launch is not throttled."""
+    stmt = select(Launch.max_per_minute, Launch.next_send_at).where(Launch.id == launch_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).one_or_none()
+    if row is None or row[0] is None:
+        return None
+    start, end = slot(row[1], now, count, int(row[0]))
+    conn.execute(update(Launch).where(Launch.id == launch_id).values(next_send_at=end))
+    return start, end
 
 
 # --- claiming ---------------------------------------------------------------------------

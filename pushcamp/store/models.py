@@ -3,7 +3,7 @@ models are the single description queries are written against."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pushcamp import clock
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -35,7 +37,8 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, from pushcamp's one clock (pushcamp/clock.py; tests can move it)."""
+    return clock.now()
 
 
 class Base(DeclarativeBase):
@@ -218,6 +221,14 @@ class Launch(Base):
     # Messages of this launch tried by every worker since it last started or resumed
     # (the pause rule's denominator; its refusals are in launch_refusals).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A scheduled launch (``send_at``, 0010): not started before this time; its batch
+    # plan is written when it becomes due. NULL: start at once.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A throttled launch (``max_per_minute``, 0010): the send rate every worker together
+    # keeps, and the start of the next free send slot (advanced atomically by whichever
+    # worker takes a slot). NULL: as fast as the push services take it.
+    max_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         Index(
@@ -230,6 +241,8 @@ class Launch(Base):
         Index("ix_launches_campaign", "campaign_id", "id"),
         # A partner's launches, for the statistics spanning all its campaigns (0005).
         Index("ix_launches_partner", "partner_id", "campaign_id"),
+        # Scheduled launches by due time (the runners look for due ones every poll).
+        Index("ix_launches_due", "status", "not_before"),
     )
 
 

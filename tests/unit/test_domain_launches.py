@@ -840,6 +840,7 @@ def test_pause_threshold_is_exact_for_every_attempt_count() -> None:
 
 def test_launch_statuses_are_the_documented_strings() -> None:
     assert [s.value for s in LaunchStatus] == [
+        "Scheduled",
         "Queued",
         "Sending",
         "Sent",
