@@ -95,8 +95,8 @@ def campaign_type(is_all: bool) -> str:
 
 CAMPAIGN_TYPES: tuple[str, ...] = ("Bulk", "Segment")
 
-# overall-metrics rows carry the published samples' button links: pushcamp's notifications
-# have no action buttons, which the samples write "N/A".
+# overall-metrics rows carry the published samples' button links: the first launch's
+# action buttons, and "N/A", as the samples write it, where there is no such button.
 NO_BUTTON = "N/A"
 
 

@@ -107,6 +107,7 @@ class CampaignSummary:
     last_finished_at: datetime | None
     link: str | None
     numbers: Numbers
+    button_links: tuple[str, ...] = ()  # the first launch's action buttons' links
 
 
 @dataclass(frozen=True)
@@ -462,6 +463,7 @@ def overall(
                 is_all=campaign.is_all,
                 status=campaign.status,
                 link=own[0].link if own else None,
+                button_links=own[0].button_links if own else (),
                 numbers=tallies.numbers(launch.id for launch in own),
                 **_dates(own),
             )

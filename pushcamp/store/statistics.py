@@ -361,6 +361,7 @@ class LaunchInfo:
     finished_at: datetime | None
     ttl: int
     link: str | None
+    button_links: tuple[str, ...] = ()  # the notification's action buttons, in order
 
 
 def launch_infos(
@@ -394,6 +395,10 @@ def launch_infos(
                 finished,
                 int(request.get("ttl") or 0),  # type: ignore[call-overload]
                 str(request["link"]) if request.get("link") else None,
+                tuple(
+                    str(action["link"])
+                    for action in request.get("actions") or ()  # type: ignore[attr-defined]
+                ),
             )
         )
     return out

@@ -271,7 +271,15 @@ def stats_run(server: ServerProcess, db: Database, tmp_path_factory) -> dict:
                     campaign_id=cid,
                     once=is_all,
                     status="Sent",
-                    request={"ttl": 3600, "link": "https://shop.example/sale", "title": "t"},
+                    request={
+                        "ttl": 3600,
+                        "link": "https://shop.example/sale",
+                        "title": "t",
+                        # The bulk campaign's notification has one action button.
+                        "actions": [{"title": "Buy", "link": "https://shop.example/buy"}]
+                        if is_all
+                        else [],
+                    },
                     topic="-",
                     created_at=at,
                     started_at=at,
@@ -366,6 +374,8 @@ def test_statistics_requests_count_what_was_recorded(stats_run: dict) -> None:
     overall = answers["overall-metrics"]
     assert (overall["page"], overall["per_page"], overall["total"]) == (1, 100, 2)
     assert [row["daysActive"] for row in overall["data"]] == [1, 1]
+    links = [(row["firstButtonLink"], row["secondButtonLink"]) for row in overall["data"]]
+    assert links == [("N/A", "N/A"), ("https://shop.example/buy", "N/A")]  # newest first
     top = answers["top-metrics"]
     assert top["overview"]["targeted"] == {"sent": "32", "dropped": "8"}
     assert [(p["label"], p["campaignCount"]) for p in top["performance"]] == [
