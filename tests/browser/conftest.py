@@ -196,9 +196,10 @@ def launch(
     *,
     title: str,
     link: str,
+    **extra: Any,
 ) -> Launched:
-    """Create and launch a campaign through the HTTP API, wait until the engine sent it,
-    and return the push ``sub`` received."""
+    """Create and launch a campaign through the HTTP API (``extra``: more fields of the
+    launch body), wait until the engine sent it, and return the push ``sub`` received."""
     created = client.post(
         "/v1/single",
         json={
@@ -220,6 +221,7 @@ def launch(
             "link": link,
             "ttl": 3600,
             "include_unengaged": True,
+            **extra,
         },
         headers=site.auth,
     )

@@ -23,7 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jeepney import DBusAddress, HeaderFields, MessageType, new_error, new_method_return, new_signal
@@ -47,7 +47,9 @@ class Shown:
     id: int
     title: str
     body: str  # Chromium puts the origin first, then a blank line, then the body
-    actions: tuple[str, ...]
+    actions: tuple[str, ...]  # key, label, key, label, ...
+    hints: dict[str, object] = field(default_factory=dict)  # D-Bus variants, unwrapped
+    expire_timeout: int = -1  # ms; 0 never expires, -1 the server decides
 
 
 class DesktopNotifications:
@@ -111,14 +113,23 @@ class DesktopNotifications:
             elif member == "GetServerInformation":
                 self._conn.send(new_method_return(msg, "ssss", ("pushcamp-tests", "", "1", "1.2")))
             elif member == "Notify":
-                _app, replaces, _icon, title, body, actions, _hints, _timeout = msg.body
+                _app, replaces, _icon, title, body, actions, hints, timeout = msg.body
                 with self._cond:
                     if replaces:
                         notification_id = replaces
                     else:
                         self._next_id += 1
                         notification_id = self._next_id
-                    self._shown.append(Shown(notification_id, title, body, tuple(actions)))
+                    self._shown.append(
+                        Shown(
+                            notification_id,
+                            title,
+                            body,
+                            tuple(actions),
+                            {key: value for key, (_sig, value) in hints.items()},
+                            timeout,
+                        )
+                    )
                     self._cond.notify_all()
                 self._conn.send(new_method_return(msg, "u", (notification_id,)))
             elif member == "CloseNotification":
@@ -158,6 +169,11 @@ class DesktopNotifications:
         """The user clicks the notification's body (its ``default`` action)."""
         assert "default" in shown.actions, shown
         self._conn.send(new_signal(OBJECT, "ActionInvoked", "us", (shown.id, "default")))
+
+    def click_action(self, shown: Shown, key: str) -> None:
+        """The user clicks the button ``key`` (one of the keys in ``shown.actions``)."""
+        assert key in shown.actions[::2], shown
+        self._conn.send(new_signal(OBJECT, "ActionInvoked", "us", (shown.id, key)))
 
     def dismiss(self, shown: Shown) -> None:
         """The user closes the notification without clicking it."""

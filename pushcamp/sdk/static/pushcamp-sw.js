@@ -15,7 +15,8 @@
 
   function noop() {}
 
-  // The payload pushcamp encrypts: {title, body, icon?, image?, url, token, events_url, tag?}.
+  // The payload pushcamp encrypts: {title, body, icon?, image?, badge?, url, actions?,
+  // require_interaction?, renotify?, silent?, token, events_url, tag?}.
   function readPayload(data) {
     if (!data) return null;
     var payload;
@@ -42,14 +43,31 @@
     return self.registration.scope;
   }
 
+  // Up to two action buttons, [{title, url}]: each becomes {action: "0" | "1", title} for
+  // showNotification, its link (checked like the main one) kept in the notification's data.
+  var MAX_ACTIONS = 2;
+
+  function readActions(value) {
+    var actions = [];
+    if (!Array.isArray(value)) return actions;
+    for (var i = 0; i < value.length && actions.length < MAX_ACTIONS; i++) {
+      var item = value[i];
+      if (!item || typeof item.title !== "string" || typeof item.url !== "string") break;
+      actions.push({ title: item.title, url: safeUrl(item.url) });
+    }
+    return actions;
+  }
+
   // Statistics never break a notification: a failed report is dropped, not retried (the
-  // token is single-use per type on the server anyway).
-  function report(data, type) {
+  // token is single-use per type on the server anyway). ``action``: the button clicked.
+  function report(data, type, action) {
     if (!data || !data.events_url || !data.token) return Promise.resolve();
+    var body = { type: type, token: data.token };
+    if (typeof action === "number") body.action = action;
     return fetch(data.events_url, {
       method: "POST",
       headers: { "Content-Type": JSON_TYPE },
-      body: JSON.stringify({ type: type, token: data.token }),
+      body: JSON.stringify(body),
       credentials: "omit",
       keepalive: true,
     }).then(noop, noop);
@@ -62,16 +80,28 @@
   self.addEventListener("push", function (event) {
     var payload = readPayload(event.data);
     if (!payload) return;
+    var actions = readActions(payload.actions);
     var data = {
       pushcamp: 1,
       url: safeUrl(payload.url || "/"),
       token: payload.token,
       events_url: payload.events_url,
+      actions: actions.map(function (action) { return action.url; }),
     };
     var options = { body: payload.body || "", data: data };
     if (payload.icon) options.icon = payload.icon;
     if (payload.image) options.image = payload.image;
+    if (payload.badge) options.badge = payload.badge;
     if (payload.tag) options.tag = payload.tag;
+    if (actions.length) {
+      options.actions = actions.map(function (action, index) {
+        return { action: String(index), title: action.title };
+      });
+    }
+    if (payload.require_interaction === true) options.requireInteraction = true;
+    // A browser throws on renotify without a tag; pushcamp always sends one.
+    if (payload.renotify === true && options.tag) options.renotify = true;
+    if (payload.silent === true) options.silent = true;
     event.waitUntil(
       self.registration.showNotification(payload.title, options).then(function () {
         return report(data, "delivered");
@@ -91,13 +121,26 @@
       .catch(noop);
   }
 
+  // The button clicked: its index when ``event.action`` names one of the notification's
+  // buttons ("0" or "1"), else undefined (the notification itself, or a browser that
+  // shows no buttons).
+  function clickedAction(event, data) {
+    var links = data.actions || [];
+    for (var i = 0; i < links.length; i++) {
+      if (event.action === String(i)) return i;
+    }
+    return undefined;
+  }
+
   self.addEventListener("notificationclick", function (event) {
     if (!isOurs(event.notification)) return;
     var data = event.notification.data;
+    var action = clickedAction(event, data);
+    var url = action === undefined ? data.url : data.actions[action];
     event.notification.close();
     // Open first: browsers allow openWindow only shortly after the click.
     event.waitUntil(
-      Promise.all([focusOrOpen(data.url), report(data, "clicked"), rememberClick(data)])
+      Promise.all([focusOrOpen(url), report(data, "clicked", action), rememberClick(data)])
     );
   });
 
