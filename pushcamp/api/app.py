@@ -144,7 +144,7 @@ def _add_security_scheme(app: FastAPI) -> None:
 
 # What the routes really accept, which their ``str`` parameters do not say (they parse
 # them themselves so that a bad value is a 400 naming the field, never a 422).
-_PATH_SCHEMAS = {
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "campaign_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     "partner_id": {"type": "string", "pattern": PARTNER_ID_REGEX},
 }
