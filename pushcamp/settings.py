@@ -123,6 +123,21 @@ class Settings(BaseSettings):
     # (comma-separated host names, any port); the listen host, 127.0.0.1, localhost and
     # [::1] always are. A request using another Host where a public URL is needed: 400.
     allowed_hosts: str = ""
+    # Webhooks (docs/webhooks.md): hosts (host or host:port) a webhook may point at even
+    # on a private or loopback address, and with plain http (comma-separated; for a
+    # receiver on the operator's own network, or tests). Others: https, public addresses.
+    webhook_allowed_hosts: str = ""
+    # The waits (seconds) before the 2nd, 3rd, ... attempt of a failed event (the last
+    # repeats, each stretched by up to 25 % of jitter), and how long after its first
+    # attempt an event is given up on (the dead-letter list).
+    webhook_backoff_seconds: str = Field(
+        default="10,30,120,600,1800,3600,7200,14400", pattern=r"^[0-9.]+(,[0-9.]+)*$"
+    )
+    webhook_max_age_seconds: float = Field(default=86400.0, gt=0)
+    # Time a receiver has to answer one POST; events per POST; dispatcher poll.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_batch_size: int = Field(default=100, ge=1, le=1000)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     log_level: str = "INFO"
     # True: one JSON object per line; False: readable lines; unset: JSON unless stderr is
     # a terminal (earlier versions always wrote JSON: set true to keep that everywhere).
@@ -177,6 +192,12 @@ class Settings(BaseSettings):
     @property
     def allowed_push_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.push_allowed_hosts.split(",") if h.strip())
+
+    @property
+    def allowed_webhook_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip()
+        )
 
     @property
     def trusted_hosts(self) -> frozenset[str]:
