@@ -242,6 +242,15 @@ class Database:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
                 conn.commit()
+            elif self.is_sqlite:
+                # One migrator at a time: the write lock is taken before the version is
+                # read (a deferred BEGIN lets two readers deadlock when both upgrade to
+                # writers), and the others wait for it in busy_timeout, long enough for
+                # the whole migration of a fresh file.
+                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA busy_timeout=120000")
             try:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
@@ -250,6 +259,8 @@ class Database:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
                     conn.commit()
+                elif self.is_sqlite:
+                    conn.invalidate()  # not back to the pool with these settings
 
     def dispose(self) -> None:
         self.batcher.close()
