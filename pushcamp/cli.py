@@ -653,5 +653,65 @@ def launches_resume(launch_id: Annotated[int, typer.Argument(help="The launch id
     )
 
 
+webhooks_app = typer.Typer(
+    help="Push a partner's events to its own systems (docs/webhooks.md).", no_args_is_help=True
+)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    partner_id: Annotated[str, typer.Argument(help="The partner.")],
+    url: Annotated[str, typer.Argument(help="Where events are POSTed (https).")],
+) -> None:
+    """Register a webhook; prints its id and signing secret (shown only now). Exit 2: a
+    URL pushcamp must not post to (http, private or loopback address)."""
+    from pushcamp.services import webhooks
+
+    allowed = _settings().allowed_webhook_hosts
+    webhook_id, secret = _run(webhooks.add_webhook, partner_id, url, allowed)
+    sys.stdout.write(json.dumps({"id": webhook_id, "url": url.strip(), "secret": secret}) + "\n")
+
+
+@webhooks_app.command("list")
+def webhooks_list(partner_id: Annotated[str, typer.Argument(help="The partner.")]) -> None:
+    """The partner's webhooks with their events by state, one JSON object a line."""
+    from pushcamp.services import webhooks
+    from pushcamp.timeutil import iso
+
+    for h in _run(webhooks.list_webhooks, partner_id):
+        row = {"id": h.id, "url": h.url, "created_at": iso(h.created_at)}
+        row.update(pending=h.pending, done=h.done, dead=h.dead)
+        sys.stdout.write(json.dumps(row) + "\n")
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(
+    partner_id: Annotated[str, typer.Argument(help="The partner.")],
+    webhook_id: Annotated[int, typer.Argument(help="The webhook id.")],
+) -> None:
+    """Remove a webhook and its undelivered events (exit 3: no such webhook)."""
+    from pushcamp.services import webhooks
+
+    _run(webhooks.remove_webhook, partner_id, webhook_id)
+    err.print(f"webhook {webhook_id} removed")
+
+
+@webhooks_app.command("dead-letters")
+def webhooks_dead_letters(
+    partner_id: Annotated[str, typer.Argument(help="The partner.")],
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+) -> None:
+    """Events given up on after the retry window, one JSON object a line."""
+    from pushcamp.services import webhooks
+    from pushcamp.timeutil import iso
+
+    for d in _run(webhooks.dead_letters, partner_id, limit):
+        row = {"webhook_id": d.webhook_id, "id": d.event_id, "type": d.type}
+        row.update(created_at=iso(d.created_at), attempts=d.attempts, error=d.last_error)
+        row["data"] = d.data
+        sys.stdout.write(json.dumps(row) + "\n")
+
+
 def main() -> None:
     app()

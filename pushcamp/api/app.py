@@ -19,6 +19,7 @@ from pushcamp.api.middleware import AccessLog, BodyLimit, RateLimitHeaders
 from pushcamp.api.ratelimit import RateLimiter, build_limiter
 from pushcamp.api.routes import campaigns, ops, public, sdk, statistics
 from pushcamp.delivery.runner import build_runner
+from pushcamp.delivery.webhooks import WebhookDispatcher
 from pushcamp.domain.locales import is_locale
 from pushcamp.domain.partners import PARTNER_ID_PATTERN
 from pushcamp.logs import get_logger
@@ -62,9 +63,16 @@ def create_app(
         # recorded launches' batches to the broker, and `pushcamp worker`s send them.
         ctx.runner = build_runner(settings, ctx.db)
         await ctx.runner.start()
+        # Webhooks (docs/webhooks.md) are sent beside the runner: here in-process, by
+        # each `pushcamp worker` with a broker.
+        hooks = None if settings.broker_url else WebhookDispatcher(ctx.db, settings)
+        if hooks is not None:
+            await hooks.start()
         warm_up()
         log.info("started", database=settings.redacted_database_url(), version=__version__)
         yield
+        if hooks is not None:
+            await hooks.stop()
         if ctx.runner is not None:
             await ctx.runner.stop()
         await ctx.limiter.aclose()

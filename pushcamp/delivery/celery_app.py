@@ -33,6 +33,7 @@ from celery.signals import worker_shutting_down
 from pushcamp import logs
 from pushcamp.delivery.engine import DeliveryCore, EngineOptions
 from pushcamp.delivery.outbox import OutboxPublisher
+from pushcamp.delivery.webhooks import DispatcherThread
 from pushcamp.errors import DependencyUnavailable
 from pushcamp.logs import get_logger
 from pushcamp.settings import Settings
@@ -203,6 +204,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
     worker_shutting_down.connect(on_shutdown, weak=False)
     threads = concurrency or settings.delivery_workers
     runtime.start()
+    hooks = DispatcherThread(db, settings).start()  # webhooks, beside the delivery core
     log.info(
         "worker_started",
         broker=settings.redacted_broker_url(),
@@ -225,5 +227,6 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> None:
             ]
         )
     finally:
+        hooks.stop()
         runtime.stop()
         db.dispose()

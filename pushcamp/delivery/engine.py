@@ -46,6 +46,7 @@ from pushcamp.domain.launches import (
     should_pause,
 )
 from pushcamp.domain.subscribers import endpoint_problem
+from pushcamp.domain.webhooks import GONE, LAUNCH_FINISHED, LAUNCH_PAUSED, LAUNCH_STARTED
 from pushcamp.logs import get_logger
 from pushcamp.settings import Settings
 from pushcamp.store import Database
@@ -54,6 +55,7 @@ from pushcamp.store import launches as q
 from pushcamp.store import partners as partners_q
 from pushcamp.store import pause as pause_q
 from pushcamp.store import subscribers as subs_q
+from pushcamp.store import webhooks as webhooks_q
 from pushcamp.store.models import utcnow
 from pushcamp.store.partners import SenderContext
 from pushcamp.webpush import (
@@ -263,6 +265,7 @@ class DeliveryCore:
             launch = q.get_launch(conn, batch.launch_id) if ended else None
             if launch is not None:
                 campaigns_q.set_status(conn, launch.campaign_id, CampaignStatus.SENT, now)
+                webhooks_q.emit_launch(conn, launch.id, LAUNCH_FINISHED)
                 # Sender refusals too few to pause are final now.
                 q.settle_reason(
                     conn,
@@ -290,7 +293,8 @@ class DeliveryCore:
             return False
         if launch.status == LaunchStatus.QUEUED:
             await self.tx(
-                q.set_status,
+                webhooks_q.set_launch_status,  # q.set_status, emitting launch.started
+                LAUNCH_STARTED,
                 launch.id,
                 LaunchStatus.SENDING,
                 only_from=(LaunchStatus.QUEUED,),
@@ -630,6 +634,9 @@ class _Recorder:
         q.mark_accepted(conn, group.accepted, now)
         if group.gone:
             subs_q.deactivate_ids(conn, self.partner_id, group.gone, "gone", now)
+            webhooks_q.emit_subscriber_event(
+                conn, self.partner_id, GONE, group.gone, launch_id=self.launch_id
+            )
         tally = pause_q.add_to_tally(conn, self.launch_id, group.attempts, group.refusals)
         if tally.top_reason is None or not should_pause(tally.attempts, tally.top_count):
             return tally, False
@@ -637,4 +644,6 @@ class _Recorder:
         paused = q.set_status(
             conn, self.launch_id, LaunchStatus.PAUSED, only_from=RUNNABLE, reason=text
         )
+        if paused:
+            webhooks_q.emit_launch(conn, self.launch_id, LAUNCH_PAUSED)
         return tally, paused

@@ -43,6 +43,8 @@ def create_panel(ctx: AppContext) -> Starlette:
             Route("/settings", routes.settings),
             Route("/settings/tokens", routes.create_token, methods=["POST"]),
             Route("/settings/tokens/revoke", routes.revoke_token, methods=["POST"]),
+            Route("/settings/webhooks", routes.add_webhook, methods=["POST"]),
+            Route("/settings/webhooks/remove", routes.remove_webhook, methods=["POST"]),
             Mount("/static", StaticFiles(packages=[("pushcamp.panel", "static")]), name="static"),
         ],
         exception_handlers={

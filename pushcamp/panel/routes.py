@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from pushcamp.api.context import call_service
-from pushcamp.errors import CampaignNotFound, NotFound, Unauthorized
+from pushcamp.errors import CampaignNotFound, InvalidRequest, NotFound, Unauthorized
 from pushcamp.logs import get_logger
 from pushcamp.panel import charts, render
 from pushcamp.panel.security import (
@@ -27,7 +27,7 @@ from pushcamp.panel.security import (
     require_session,
     set_session_cookie,
 )
-from pushcamp.services import panel_reads, panel_sessions, tokens
+from pushcamp.services import panel_reads, panel_sessions, tokens, webhooks
 from pushcamp.services.panel_sessions import PanelSession
 
 log = get_logger("pushcamp.panel")
@@ -184,12 +184,15 @@ async def _settings_page(
     session: PanelSession,
     *,
     new_token: str | None = None,
+    new_webhook: tuple[int, str] | None = None,
     notice: str | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     ctx = ctx_of(request)
     view = await call_service(request, panel_reads.settings_view, ctx.db, session.partner_id)
+    hooks = await call_service(request, webhooks.list_webhooks, ctx.db, session.partner_id)
+    dead = await call_service(request, webhooks.dead_letters, ctx.db, session.partner_id, 20)
     base = ctx.public_base(request)
     return _page(
         "settings.html",
@@ -202,6 +205,9 @@ async def _settings_page(
         new_token=new_token,
         notice=notice,
         error=error,
+        webhooks=hooks,
+        dead_letters=dead,
+        new_webhook=new_webhook,
     )
 
 
@@ -218,6 +224,37 @@ async def create_token(request: Request) -> Response:
     token = await call_service(request, tokens.create_token, ctx.db, session.partner_id)
     log.info("panel_token_created", partner=session.partner_id, prefix=token[:11])
     return await _settings_page(request, session, new_token=token)
+
+
+async def add_webhook(request: Request) -> Response:
+    """Register a webhook; its signing secret is shown once, in this response's page. A
+    URL pushcamp must not post to: 400 with the reason."""
+    session = await require_session(request)
+    form = await checked_form(request, session)
+    url = (field(form, "url") or "")[:4096]
+    ctx = ctx_of(request)
+    allowed = ctx.settings.allowed_webhook_hosts
+    try:
+        created = await call_service(
+            request, webhooks.add_webhook, ctx.db, session.partner_id, url, allowed
+        )
+    except InvalidRequest as exc:
+        return await _settings_page(request, session, error=f"Webhook {exc}", status_code=400)
+    log.info("panel_webhook_added", partner=session.partner_id, webhook_id=created[0])
+    return await _settings_page(request, session, new_webhook=created)
+
+
+async def remove_webhook(request: Request) -> Response:
+    session = await require_session(request)
+    form = await checked_form(request, session)
+    raw = (field(form, "webhook_id") or "").strip()
+    ctx = ctx_of(request)
+    try:
+        webhook_id = int(raw) if raw.isdigit() and len(raw) < 19 else 0
+        await call_service(request, webhooks.remove_webhook, ctx.db, session.partner_id, webhook_id)
+    except NotFound:
+        return await _settings_page(request, session, error="No such webhook.", status_code=404)
+    return await _settings_page(request, session, notice=f"Webhook {webhook_id} removed.")
 
 
 async def revoke_token(request: Request) -> Response:

@@ -15,6 +15,7 @@ from pushcamp.store import Database
 from pushcamp.store import events as q
 from pushcamp.store import statistics as stats_queries
 from pushcamp.store import subscribers as subscriber_queries
+from pushcamp.store import webhooks as webhooks_q
 
 EVENT_TYPES = ("delivered", "clicked", "closed")
 
@@ -64,6 +65,15 @@ def record_event(
             if event_type in ("delivered", "clicked"):
                 stats_queries.count_event(
                     conn, claim.partner_id, claim.launch_id, claim.subscriber_id, event_type, now
+                )
+            if event_type in ("delivered", "clicked"):  # pushed to the partner's webhooks
+                webhooks_q.emit_subscriber_event(
+                    conn,
+                    claim.partner_id,
+                    f"notification.{event_type}",
+                    [claim.subscriber_id],
+                    launch_id=claim.launch_id,
+                    **({} if action is None else {"action": action}),
                 )
             if event_type == "clicked":
                 subscriber_queries.touch_engagement(

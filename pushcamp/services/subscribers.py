@@ -13,6 +13,7 @@ from pushcamp.encoding import b64url_decode, b64url_encode
 from pushcamp.errors import InvalidRequest
 from pushcamp.store import Database
 from pushcamp.store import subscribers as q
+from pushcamp.store import webhooks as webhooks_q
 
 UNSUBSCRIBED = "unsubscribed"
 REPLACED = "replaced"
@@ -78,7 +79,10 @@ def unsubscribe(db: Database, partner_id: str, endpoint: str, now: datetime) -> 
     subscribes anew); False when there was no active one. ``endpoint`` in any spelling
     of it (see :func:`canonical_endpoint`)."""
     with db.write() as conn:
-        return q.deactivate(conn, partner_id, canonical_endpoint(endpoint), UNSUBSCRIBED, now)
+        done = q.deactivate(conn, partner_id, canonical_endpoint(endpoint), UNSUBSCRIBED, now)
+        if done:  # pushed to the partner's webhooks (docs/webhooks.md)
+            webhooks_q.emit_unsubscribed(conn, partner_id, canonical_endpoint(endpoint))
+        return done
 
 
 def visit(db: Database, partner_id: str, endpoint: str, now: datetime) -> bool:

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from pushcamp.domain.webhooks import LAUNCH_FINISHED, LAUNCH_PAUSED, LAUNCH_STARTED
-from pushcamp.store.models import Launch, Webhook, WebhookEvent, utcnow
+from pushcamp.domain.webhooks import LAUNCH_FINISHED, LAUNCH_PAUSED, LAUNCH_STARTED, UNSUBSCRIBED
+from pushcamp.store import launches as launches_q
+from pushcamp.store.models import Launch, Subscriber, Webhook, WebhookEvent, utcnow
 
 PENDING = "pending"
 DONE = "done"
@@ -137,6 +138,58 @@ def emit_launch(conn: Connection, launch_id: int, event_type: str) -> int:
         data["reason"] = row.paused_reason
     assert event_type in (LAUNCH_STARTED, LAUNCH_FINISHED, LAUNCH_PAUSED)
     return emit(conn, str(row.partner_id), event_type, data)
+
+
+def set_launch_status(
+    conn: Connection, event_type: str, launch_id: int, status: str, **kwargs: Any
+) -> bool:
+    """``launches.set_status``, emitting ``event_type`` for the launch when it changed."""
+    changed = launches_q.set_status(conn, launch_id, status, **kwargs)
+    if changed:
+        emit_launch(conn, launch_id, event_type)
+    return changed
+
+
+def emit_subscriber_event(
+    conn: Connection,
+    partner_id: str,
+    event_type: str,
+    subscriber_ids: Sequence[int],
+    **fields: Any,
+) -> int:
+    """``notification.delivered``/``clicked`` or ``subscriber.gone``/``unsubscribed`` for
+    these subscribers of the partner, each with its endpoint (how the partner's own
+    systems know a browser) and ``fields`` (launch_id, action...)."""
+    if not subscriber_ids or not _has_webhooks(conn, partner_id):
+        return 0
+    rows = conn.execute(
+        select(Subscriber.id, Subscriber.endpoint).where(
+            Subscriber.partner_id == partner_id, Subscriber.id.in_(list(subscriber_ids))
+        )
+    ).all()
+    items = [{"subscriber_id": int(r.id), "endpoint": r.endpoint, **fields} for r in rows]
+    return emit_many(conn, partner_id, event_type, items)
+
+
+def emit_unsubscribed(conn: Connection, partner_id: str, endpoint: str) -> int:
+    """``subscriber.unsubscribed`` for the partner's subscription with this endpoint."""
+    if not _has_webhooks(conn, partner_id):
+        return 0
+    found = conn.execute(
+        select(Subscriber.id).where(
+            Subscriber.partner_id == partner_id, Subscriber.endpoint == endpoint
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        return 0
+    return emit_subscriber_event(conn, partner_id, UNSUBSCRIBED, [int(found)])
+
+
+def _has_webhooks(conn: Connection, partner_id: str) -> bool:
+    found = conn.execute(
+        select(Webhook.id).where(Webhook.partner_id == partner_id).limit(1)
+    ).scalar_one_or_none()
+    return found is not None
 
 
 # --- webhooks ---------------------------------------------------------------------------
