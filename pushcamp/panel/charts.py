@@ -121,6 +121,7 @@ def new_per_day_chart(points: Sequence[tuple[date, int, int]], *, narrow: bool =
             x_labels_major_every=_every(len(points), 3 if narrow else 8),
             show_legend=False,
             min_scale=2,
+            max_scale=6,  # a few grid lines: the bars carry the message
             style=_BAR_STYLE,
             **size,
         )
