@@ -92,6 +92,10 @@ class CampaignReport:
     last_finished_at: datetime | None  # None while a launch has not ended
     link: str | None
     ttl_ended: bool  # every launch ended and its TTL is over: the numbers are final
+    # Clicks on action button 0 and 1 (within ``numbers.clicks``), and the first launch's
+    # button labels.
+    button_clicks: tuple[int, int] = (0, 0)
+    button_titles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -333,6 +337,9 @@ def campaign_report(
             until=until,
         )
         buckets = q.bucket_sums(conn, partner_id, campaign_id, since, until)
+        buttons = q.button_clicks(
+            conn, partner_id, [launch.id for launch in launches], since, until
+        )
     launch_ids = [launch.id for launch in launches]
     step, timeline = _timeline(buckets)
     return CampaignReport(
@@ -351,6 +358,8 @@ def campaign_report(
         **_dates(launches),
         link=launches[0].link if launches else None,
         ttl_ended=_ttl_ended(launches, now),
+        button_clicks=(buttons.get(0, 0), buttons.get(1, 0)),
+        button_titles=launches[0].button_titles if launches else (),
     )
 
 

@@ -362,6 +362,7 @@ class LaunchInfo:
     ttl: int
     link: str | None
     button_links: tuple[str, ...] = ()  # the notification's action buttons, in order
+    button_titles: tuple[str, ...] = ()  # their labels, in the same order
 
 
 def launch_infos(
@@ -399,9 +400,40 @@ def launch_infos(
                     str(action["link"])
                     for action in request.get("actions") or ()  # type: ignore[attr-defined]
                 ),
+                tuple(
+                    str(action["title"])
+                    for action in request.get("actions") or ()  # type: ignore[attr-defined]
+                ),
             )
         )
     return out
+
+
+def button_clicks(
+    conn: Connection,
+    partner_id: str,
+    launch_ids: Sequence[int],
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[int, int]:
+    """Clicks on action buttons of these launches in [since, until), by button index
+    (``events.action``); clicks on the notification itself are not counted here."""
+    if not launch_ids:
+        return {}
+    where = [
+        Event.partner_id == partner_id,
+        Event.launch_id.in_(list(launch_ids)),
+        Event.type == "clicked",
+        Event.action.is_not(None),
+    ]
+    if since is not None:
+        where.append(Event.created_at >= since)
+    if until is not None:
+        where.append(Event.created_at < until)
+    rows = conn.execute(
+        select(Event.action, func.count()).where(*where).group_by(Event.action)
+    ).all()
+    return {int(action): int(count) for action, count in rows if action is not None}
 
 
 def sent_per_launch_minute(

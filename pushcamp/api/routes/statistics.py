@@ -108,18 +108,25 @@ def _device(d: service.DeviceNumbers, currency: str) -> dict[str, str]:
     }
 
 
-def _click_metrics(clicks: int) -> list[dict[str, str]]:
-    """pushcamp's notifications have one clickable element (no action buttons): every
-    click is on the main element."""
+def _click_metrics(
+    clicks: int, buttons: tuple[int, int], titles: tuple[str, ...]
+) -> list[dict[str, str]]:
+    """Clicks on the notification itself (``mainAction``) and on its action buttons 0
+    (``primaryAction``) and 1 (``secondaryAction``, headed by the first launch's button
+    labels), each with its share of all the clicks."""
+    main = max(clicks - sum(buttons), 0)
+    entries = [("mainAction", "Main Element", main)] + [
+        (name, titles[index] if index < len(titles) else "", buttons[index])
+        for index, name in enumerate(("primaryAction", "secondaryAction"))
+    ]
     return [
         {
-            "name": "mainAction",
-            "header": "Main Element",
-            "clicks": rules.count(clicks),
-            "clickRatio": rules.percent(1.0 if clicks else 0.0),
-        },
-        {"name": "primaryAction", "header": "", "clicks": "0", "clickRatio": "0.00%"},
-        {"name": "secondaryAction", "header": "", "clicks": "0", "clickRatio": "0.00%"},
+            "name": name,
+            "header": header,
+            "clicks": rules.count(count),
+            "clickRatio": rules.percent(count / clicks if clicks else 0.0),
+        }
+        for name, header, count in entries
     ]
 
 
@@ -143,7 +150,9 @@ def _campaign_metrics(report: service.CampaignReport, window: DateRange) -> dict
         "isTTLEnded": report.ttl_ended,
         "overview": _overview(report.numbers, report.currency),
         "deviceMetrics": [_device(d, report.currency) for d in report.by_device],
-        "clickMetrics": _click_metrics(report.numbers.clicks),
+        "clickMetrics": _click_metrics(
+            report.numbers.clicks, report.button_clicks, report.button_titles
+        ),
         "unsuccessfulMessages": {
             "dropped": _reasons(report.dropped),
             "undelivered": _reasons(report.undelivered),
