@@ -101,7 +101,7 @@ def test_without_javascript_the_page_shows_the_moment_and_refreshes_itself(
     expect(tile(page, "sent")).to_have_text(str(FAST))
     expect(tile(page, "delivered")).to_have_text("30")
     expect(tile(page, "clicks")).to_have_text("0")
-    page.screenshot(path=artifacts / "phone-campaign-sending.png", full_page=True)
+    page.screenshot(path=artifacts / "campaign-sending-no-javascript.png", full_page=True)
 
     # More events arrive; the test does not reload: the page does (<noscript> refresh).
     report_events(server, panel_sim, sending.subs[30:50], "delivered")
