@@ -15,6 +15,20 @@ gap between the two rows is what durability costs.
 
     .venv/bin/python bench/launch.py [--sizes 10000,100000] [--database-url URL]
                                      [--counters on|off|both] [--repeat N]
+                                     [--worker] [--profile DIR]
+
+The floor: every run also measures, in this bench process and in the same run, the CPU
+that RFC 8291 encryption alone costs per message (``pushcamp.webpush.encrypt`` in a
+loop: a fresh P-256 key, ECDH, HKDF, AES-GCM, exactly what each push needs), and prints
+the server's CPU per push next to it and their ratio ("× enc"): what each push costs over
+the part no implementation can skip. The bare sender's own CPU per message is printed
+the same way.
+
+``--worker`` runs the scaled-out mode instead of in-process delivery: ``pushcamp serve``
+with in-process delivery off and one ``pushcamp worker --concurrency 1`` (Celery, on the
+local Redis, ``--broker-url``); the CPU counted is then the server's plus the worker
+process tree's. ``--profile DIR`` records a py-spy flame graph (SVG) of the process that
+sends (the server, or the worker's child) during each launch.
 
 ``--counters off`` measures what the statistics counters cost a launch: the server
 process then records deliveries with the plain insert, without the counters (a
@@ -30,9 +44,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,9 +60,27 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pushcamp.testing.process import ServerProcess  # noqa: E402
+from pushcamp.testing.process import ServerProcess, WorkerProcess  # noqa: E402
 from pushcamp.testing.simulator import SimulatorProcess  # noqa: E402
-from pushcamp.webpush import PushOptions, Subscription, Vapid, WebPushSender  # noqa: E402
+from pushcamp.webpush import (  # noqa: E402
+    PushOptions,
+    Subscription,
+    Vapid,
+    WebPushSender,
+    encrypt,
+)
+
+# About the size of what the engine sends: title, body, link, icon and the event token.
+FLOOR_PAYLOAD = json.dumps(
+    {
+        "title": "Benchmark",
+        "body": "A push to every subscriber",
+        "url": "https://shop.pushcamp.dev/sale",
+        "icon": "https://shop.pushcamp.dev/i/icon-192.png",
+        "t": "d." + "x" * 120,
+    },
+    separators=(",", ":"),
+).encode()
 
 
 def cli(env: dict[str, str], *args: str) -> str:
@@ -69,6 +103,84 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every live process below it (a Celery worker and its pool)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += parents.get(current, [])
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    cpu = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            cpu[pid] = cpu_seconds(pid)
+    return cpu
+
+
+def encryption_cpu_us(messages: int = 3000) -> float:
+    """CPU per message of RFC 8291 encryption alone, in this process (one thread)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from pushcamp.webpush import b64url_encode
+
+    browser = ec.generate_private_key(ec.SECP256R1())
+    point = browser.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    sub = Subscription.from_json(
+        {
+            "endpoint": "https://push.example.net/p/1",
+            "keys": {"p256dh": b64url_encode(point), "auth": b64url_encode(os.urandom(16))},
+        }
+    )
+    encrypt(FLOOR_PAYLOAD, sub)
+    start = time.process_time()
+    for _ in range(messages):
+        encrypt(FLOOR_PAYLOAD, sub)
+    return (time.process_time() - start) / messages * 1e6
+
+
+def start_profile(pid: int, svg: Path) -> subprocess.Popen[bytes]:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--output",
+            str(svg),
+            "--rate",
+            "50",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profile(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)  # py-spy writes the SVG when interrupted
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_for(sim: SimulatorProcess, total: int, timeout: float) -> float:
@@ -96,7 +208,13 @@ launches.record_deliveries = record_deliveries
 
 
 def launch_run(
-    size: int, database_url: str, workdir: Path, sim: SimulatorProcess, counters: bool = True
+    size: int,
+    database_url: str,
+    workdir: Path,
+    sim: SimulatorProcess,
+    counters: bool = True,
+    broker_url: str | None = None,
+    profile: Path | None = None,
 ) -> dict[str, float]:
     env = dict(
         os.environ,
@@ -105,6 +223,8 @@ def launch_run(
         PUSHCAMP_LOG_LEVEL="WARNING",
     )
     server_env = dict(env)
+    if broker_url:
+        server_env.update(PUSHCAMP_BROKER_URL=broker_url, PUSHCAMP_DELIVERY_IN_PROCESS="false")
     if not counters:
         site = workdir / "without-counters"
         site.mkdir(exist_ok=True)
@@ -126,7 +246,15 @@ def launch_run(
     cli(env, "subscribers", "import", partner, str(source), "--engaged-now")
     log = workdir / f"server-{size}-{'on' if counters else 'off'}.log"
     server = ServerProcess(database_url, log_path=log, env=server_env).start()
+    worker = None
     try:
+        if broker_url:
+            worker = WorkerProcess(
+                database_url,
+                log_path=workdir / f"worker-{size}.log",
+                env=server_env,
+                concurrency=1,
+            ).start()
         base_rss = peak_rss_mb(server.pid)
         client = httpx.Client(base_url=server.url, headers={"Authorization": token}, timeout=30)
         created = client.post(
@@ -147,14 +275,20 @@ def launch_run(
             "link": "https://shop.pushcamp.dev/sale",
             "ttl": 3600,
         }
-        cpu_before = cpu_seconds(server.pid)
+        pids = [server.pid] + (descendants(worker.pid) if worker else [])
+        cpu_before = tree_cpu_seconds(pids)
+        sender_pid = pids[-1]  # the server, or the worker's pool child that sends
+        spy = start_profile(sender_pid, profile / f"launch-{size}.svg") if profile else None
         started = time.perf_counter()
         answered = client.post(f"/v2/single/{campaign_id}", json=body)
         answer_ms = (time.perf_counter() - started) * 1000
         answered.raise_for_status()
         last = wait_for(sim, size, timeout=600)
         seconds = last - started
-        cpu = cpu_seconds(server.pid) - cpu_before
+        cpu_after = tree_cpu_seconds(pids)
+        cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
+        if spy:
+            stop_profile(spy)
         # The status endpoint says when every record is written, too.
         while (launch := client.get(f"/v1/single/{campaign_id}").json()["launches"][0])[
             "status"
@@ -173,13 +307,17 @@ def launch_run(
             "rss_peak": peak_rss_mb(server.pid),
             "cpu_share": cpu / seconds,
             "cpu_us": cpu / size * 1e6,
+            "enc_us": encryption_cpu_us(),  # the floor, measured right after this launch
         }
     finally:
+        if worker:
+            worker.stop()
         server.stop()
 
 
-async def reference_run(sim: SimulatorProcess, size: int) -> float:
-    """The bare protocol library sending to the same simulator: no DB, no records."""
+async def reference_run(sim: SimulatorProcess, size: int) -> tuple[float, float]:
+    """The bare protocol library sending to the same simulator, no DB, no records:
+    (messages/s, CPU µs per message of this process)."""
     vapid = Vapid.generate("mailto:bench@pushcamp.dev")
     sim.client.reset()
     subs = [
@@ -190,9 +328,11 @@ async def reference_run(sim: SimulatorProcess, size: int) -> float:
     payload = json.dumps({"title": "Benchmark", "body": "A push", "url": "https://x.dev"})
     async with WebPushSender(vapid, per_host=200, max_pending=400) as sender:
         started = time.perf_counter()
+        cpu = time.process_time()
         async for _ in sender.send_many((s, payload, options) for s in subs):
             pass
-        return size / (time.perf_counter() - started)
+        cpu = time.process_time() - cpu
+        return size / (time.perf_counter() - started), cpu / size * 1e6
 
 
 def main() -> None:
@@ -201,7 +341,15 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--counters", choices=("on", "off", "both"), default="on")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size and mode")
+    parser.add_argument(
+        "--worker", action="store_true", help="send with one Celery worker, not in-process"
+    )
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy SVGs into DIR")
     args = parser.parse_args()
+    broker_url = args.broker_url if args.worker else None
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.counters]
     rows = []
@@ -218,9 +366,15 @@ def main() -> None:
                         file=sys.stderr,
                         flush=True,
                     )
-                    rows.append(launch_run(size, database_url, workdir, sim, counters))
-        reference = asyncio.run(reference_run(sim, min(sizes)))
-    print(f"\nbackend: {database_url.split(':')[0]}; cores: {os.cpu_count()}")
+                    rows.append(
+                        launch_run(
+                            size, database_url, workdir, sim, counters, broker_url, args.profile
+                        )
+                    )
+        reference, reference_cpu = asyncio.run(reference_run(sim, min(sizes)))
+        enc_now = encryption_cpu_us()
+    mode = "one Celery worker" if broker_url else "in-process"
+    print(f"\nbackend: {database_url.split(':')[0]}; delivery: {mode}; cores: {os.cpu_count()}")
     header = (
         "audience",
         "counters",
@@ -230,14 +384,17 @@ def main() -> None:
         "RSS start",
         "RSS peak",
         "CPU",
+        "enc alone",
+        "× enc",
     )
-    print("{:>10} {:>8} {:>8} {:>13} {:>9} {:>10} {:>9} {:>16}".format(*header))
+    print("{:>10} {:>8} {:>8} {:>13} {:>9} {:>10} {:>9} {:>16} {:>10} {:>6}".format(*header))
     for r in rows:
         print(
             f"{r['size']:>10,} {'on' if r['counters'] else 'off':>8}"
             f" {r['answer_ms']:>6.0f}ms {r['seconds']:>12.2f}s {r['rate']:>9,.0f}"
             f" {r['rss_start']:>8.0f}MB {r['rss_peak']:>7.0f}MB"
             f" {r['cpu_share']:>5.0%} {r['cpu_us']:>4.0f}µs/push"
+            f" {r['enc_us']:>6.0f}µs/m {r['cpu_us'] / r['enc_us']:>5.2f}x"
         )
     if len(modes) == 2:
         for size in sizes:
@@ -258,8 +415,12 @@ def main() -> None:
         print(f"peak memory, {rows[-1]['size']:,} vs {rows[0]['size']:,}: {growth:+.1f}%")
     print(
         f"reference: WebPushSender alone (no DB, no records), {min(sizes):,} messages:"
-        f" {reference:,.0f}/s"
+        f" {reference:,.0f}/s, {reference_cpu:.0f} µs CPU/message,"
+        f" encryption alone {enc_now:.0f} µs/message ({reference_cpu / enc_now:.2f}x)"
     )
+    for r in rows:
+        if r["size"] == min(sizes):
+            print(f"engine / bare sender, {r['size']:,}: {r['rate'] / reference:.2f}x")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pushcamp.webpush._errors import (
     InvalidVapid,
     PayloadTooLarge,
 )
+from pushcamp.webpush._http import HttpClient
 from pushcamp.webpush._message import PushMessage, PushOptions, PushResult
 from pushcamp.webpush._outcome import Outcome, Rejected, RetryAfter, TooLarge, classify
 from pushcamp.webpush._retry import retry_delay
@@ -84,20 +85,19 @@ class WebPushSender:
         self._vapid = vapid
         self._per_host = per_host
         self._max_pending = max_pending
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._max_retry_after = max_retry_after
         self._default_options = default_options or PushOptions()
-        self._session = session
-        self._owns_session = session is None
+        self._session = session  # the caller's aiohttp session, used as given
+        self._http: HttpClient | None = None  # ours otherwise (see _http.py for why)
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._hosts: dict[str, _Host] = {}
 
     async def __aenter__(self) -> WebPushSender:
-        self._get_session()
         return self
 
     async def __aexit__(
@@ -109,27 +109,10 @@ class WebPushSender:
         await self.close()
 
     async def close(self) -> None:
-        """Close the pooled connections (only those of a session this sender made)."""
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-            self._session = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=0,  # the per-host semaphores bound concurrency, per origin
-                limit_per_host=self._per_host,
-                ttl_dns_cache=300,
-                keepalive_timeout=60,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                headers={"User-Agent": USER_AGENT},
-                cookie_jar=aiohttp.DummyCookieJar(),  # push services set none we want
-                auto_decompress=False,
-            )
-        return self._session
+        """Close the pooled connections (never a session the caller passed in)."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def send(
         self,
@@ -264,8 +247,26 @@ class WebPushSender:
             # A long wait may have outlived the cached token: ask again (cheap if not).
             headers["Authorization"] = vapid.authorization(subscription.origin)
 
-    async def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[Outcome, str]:
-        session = self._get_session()
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[Outcome, str]:
+        if self._session is not None:
+            return await self._post_session(self._session, url, body, headers)
+        if self._http is None:
+            self._http = HttpClient(timeout=self._timeout, user_agent=USER_AGENT)
+        try:
+            response = await self._http.post(url, body, headers)
+        except (TimeoutError, OSError) as exc:
+            return classify(exc), str(exc)[:_DETAIL_LIMIT]
+        status = response.status
+        outcome = classify(status, response.headers)
+        if 300 <= status < 400 and isinstance(outcome, Rejected):
+            return outcome, outcome.reason  # a redirect's body explains nothing
+        if outcome.retryable or not 200 <= status < 300:
+            return outcome, response.body[:_DETAIL_LIMIT].decode("utf-8", "replace")
+        return outcome, ""
+
+    async def _post_session(
+        self, session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[Outcome, str]:
         try:
             # Never follow a redirect (aiohttp's default would): push services do not
             # redirect, and following one would POST the message (307/308) or GET
