@@ -222,3 +222,15 @@ def test_tls_with_an_untrusted_certificate_sends_nothing(tmp_path: Path) -> None
     server, (result,) = asyncio.run(main())
     assert isinstance(result.outcome, Transient)
     assert server.requests == []
+
+
+def test_the_client_runs_on_uvloop_too() -> None:
+    uvloop = pytest.importorskip("uvloop")  # the loop uvicorn gives pushcamp serve
+
+    async def main() -> tuple[Raw, list[PushResult]]:
+        async with raw_server(lambda _n: CREATED) as server:
+            return server, await push(server.url, 3)
+
+    server, results = uvloop.run(main())
+    assert [r.outcome for r in results] == [Sent(201)] * 3
+    assert server.connections == 1
