@@ -1,7 +1,7 @@
 """``pushcamp serve`` on a database it cannot use exits non-zero at once with one clear
 line on stderr — no traceback, and no server that starts and then answers 424 to every
 write: a SQLite path in a directory that does not exist, a read-only file or directory, a
-full disk (a real small tmpfs when this machine lets the test mount one, and a file-size
+full disk (a real 4 MiB tmpfs when this machine lets the test mount one, and a file-size
 limit, which makes writes fail the same way, everywhere), a PostgreSQL server that
 refuses connections or only allows reading."""
 
@@ -140,7 +140,7 @@ def small_tmpfs(directory: Path) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs needs root; test_files_that_cannot_grow covers it")
     directory.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(directory)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(directory)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
@@ -151,15 +151,16 @@ def small_tmpfs(directory: Path) -> Iterator[Path]:
 
 
 def _fill(directory: Path) -> None:
-    with open(directory / "filler", "wb") as f, contextlib.suppress(OSError):
+    # Unbuffered, so that the write which meets the full disk is the one that fails
+    # (a buffered close would fail again, outside the suppress).
+    with contextlib.suppress(OSError), open(directory / "filler", "wb", buffering=0) as f:
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
 
 
 @pytest.mark.parametrize("fresh", [True, False], ids=["new-database", "existing-database"])
 def test_a_full_disk(tmp_path: Path, fresh: bool) -> None:
-    """A real full file system: a 1 MiB tmpfs, filled before the server starts."""
+    """A real full file system: a 4 MiB tmpfs, filled before the server starts."""
     with small_tmpfs(tmp_path / "disk") as disk:
         path = disk / "pushcamp.db"
         url = f"sqlite:///{path}" if fresh else migrated(path)
