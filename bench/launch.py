@@ -249,10 +249,13 @@ def launch_run(
     worker = None
     try:
         if broker_url:
+            import redis
+
+            redis.Redis.from_url(broker_url).flushdb()  # no task left from an earlier run
             worker = WorkerProcess(
                 database_url,
                 log_path=workdir / f"worker-{size}.log",
-                env=server_env,
+                env={**server_env, "PUSHCAMP_LOG_LEVEL": "INFO"},  # it logs "ready" at INFO
                 concurrency=1,
             ).start()
         base_rss = peak_rss_mb(server.pid)
@@ -344,7 +347,11 @@ def main() -> None:
     parser.add_argument(
         "--worker", action="store_true", help="send with one Celery worker, not in-process"
     )
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--broker-url",
+        default="redis://127.0.0.1:6379/14",
+        help="with --worker: a Redis database of its own (the bench empties it)",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy SVGs into DIR")
     args = parser.parse_args()
     broker_url = args.broker_url if args.worker else None
