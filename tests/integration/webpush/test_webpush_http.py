@@ -234,3 +234,20 @@ def test_the_client_runs_on_uvloop_too() -> None:
     server, results = uvloop.run(main())
     assert [r.outcome for r in results] == [Sent(201)] * 3
     assert server.connections == 1
+
+
+def test_a_session_given_by_the_caller_is_used_and_left_open() -> None:
+    import aiohttp
+
+    async def main() -> tuple[Raw, list[PushResult], bool]:
+        async with (
+            raw_server(lambda _n: CREATED) as server,
+            aiohttp.ClientSession(headers={"X-Mine": "yes"}) as session,
+        ):
+            results = await push(server.url, 2, session=session)
+            return server, results, session.closed
+
+    server, results, closed = asyncio.run(main())
+    assert [r.outcome for r in results] == [Sent(201)] * 2
+    assert [headers.get("X-Mine") for _line, headers, _body in server.requests] == ["yes"] * 2
+    assert not closed
