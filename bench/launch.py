@@ -224,7 +224,13 @@ def launch_run(
     )
     server_env = dict(env)
     if broker_url:
-        server_env.update(PUSHCAMP_BROKER_URL=broker_url, PUSHCAMP_DELIVERY_IN_PROCESS="false")
+        server_env.update(
+            PUSHCAMP_BROKER_URL=broker_url,
+            PUSHCAMP_DELIVERY_IN_PROCESS="false",
+            # A batch whose task came before it was claimable waits for the outbox's
+            # republish; 600 s by default would stall the bench (idle, not CPU).
+            PUSHCAMP_BROKER_REPUBLISH_SECONDS="20",
+        )
     if not counters:
         site = workdir / "without-counters"
         site.mkdir(exist_ok=True)
