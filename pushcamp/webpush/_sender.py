@@ -1,10 +1,10 @@
 """The async sender: many messages to many push services, over pooled connections.
 
-Why aiohttp: measured on the target machine kind, an aiohttp client with keep-alive
-and a cached VAPID token sends several thousand messages a second from one process,
-while httpx's async client lost throughput as concurrency rose and its HTTP/2 gave
-nothing back (push services answer every message with a tiny 201, so multiplexing
-saves no bandwidth). The figures are in ``docs/performance.md``.
+HTTP: the sender's own HTTP/1.1 client (``_http.py``: asyncio protocol, httptools
+parser), about a third of the CPU per request of aiohttp's ``ClientSession``, which had
+been chosen over httpx (whose async client lost throughput as concurrency rose; HTTP/2
+gave nothing back, push services answering every message with a tiny 201). A caller's
+own aiohttp session is still used as given. The figures are in ``docs/performance.md``.
 
 Shape: one task per message, at most ``max_pending`` alive at once (messages waiting
 for a retry included), so a stream of any length uses bounded memory. Each push-service
