@@ -309,7 +309,11 @@ def claim_batch_by_id(
         )
     )
     if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=LaunchBatch, skip_locked=True)
+        # Wait for the row rather than skip it: the outbox publishes a batch's task while
+        # its transaction still holds the row (FOR UPDATE SKIP LOCKED, released at its
+        # commit a moment later), so a task can arrive before the row is free. Skipping
+        # it dropped the task and left the batch to the republish timer (minutes).
+        stmt = stmt.with_for_update(of=LaunchBatch)
     if conn.execute(stmt).scalar_one_or_none() is None:
         return None
     return _take(conn, batch_id, worker, now, lease)
