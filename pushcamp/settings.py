@@ -88,15 +88,6 @@ class Settings(BaseSettings):
     # On shutdown (SIGTERM), how long the pushes already posted get to be answered and
     # recorded before the rest is abandoned (they are then sent again after a restart).
     delivery_drain_seconds: float = Field(default=15.0, ge=0)
-    # The sender's bounds on a push service that fails: tries per message (429, 5xx,
-    # resets, timeouts), the longest Retry-After honoured (a longer one is given up on at
-    # once), the time a push service has to answer one request.
-    delivery_max_attempts: int = Field(default=4, ge=1, le=20)
-    delivery_max_retry_after_seconds: float = Field(default=60.0, ge=0)
-    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
-    # On shutdown (SIGTERM), how long the pushes already posted get to be answered and
-    # recorded before the rest is abandoned (they are then sent again after a restart).
-    delivery_drain_seconds: float = Field(default=15.0, ge=0)
     vapid_subject: str = Field(
         default="mailto:push@pushcamp.dev",
         description="VAPID contact (RFC 8292) push services see: your own mailto: or https: URL.",
