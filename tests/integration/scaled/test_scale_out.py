@@ -262,7 +262,8 @@ def test_a_worker_killed_mid_launch_skips_nobody(setup: Setup, broker: OwnRedis)
             ).scalars()
         }
     assert held and not any(f.split(":")[1] == str(victim.pid) for f in finishers), finishers
-    assert len(by_process) == 2, by_process  # the two survivors finished everything
+    survivors = {f"{socket.gethostname()}:{w.pid}" for w in cluster.workers[1:]}
+    assert survivors <= set(by_process), by_process  # the survivors did the rest
 
 
 def test_the_broker_stopped_10s_mid_launch(setup: Setup, broker: OwnRedis) -> None:
