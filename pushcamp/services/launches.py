@@ -207,8 +207,9 @@ def cancel_launch(db: Database, launch_id: int) -> None:
             conn, launch_id, LaunchStatus.STOPPED, only_from=scheduled, now=utcnow(), finished=True
         ):
             raise InvalidRequest.of(
-                "launch_id", f"is {launch.status}, not Scheduled: only a launch that has not "
-                "started can be cancelled (delete its campaign to stop it)"
+                "launch_id",
+                f"is {launch.status}, not Scheduled: only a launch that has not "
+                "started can be cancelled (delete its campaign to stop it)",
             )
 
 

@@ -24,9 +24,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("launches", sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
     op.add_column("launches", sa.Column("max_per_minute", sa.Integer(), nullable=True))
-    op.add_column(
-        "launches", sa.Column("next_send_at", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("launches", sa.Column("next_send_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_launches_due", "launches", ["status", "not_before"])
 
 
