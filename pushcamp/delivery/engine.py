@@ -34,15 +34,17 @@ from sqlalchemy.engine import Connection
 
 from pushcamp.delivery.decisions import drop_reason, pause_key, pause_text, rule_drop
 from pushcamp.delivery.metrics import PUSHES
-from pushcamp.domain import event_tokens
+from pushcamp.domain import event_tokens, personalise
 from pushcamp.domain.campaigns import CampaignStatus
 from pushcamp.domain.launch_codec import request_from_dict
 from pushcamp.domain.launches import (
     DeliveryState,
     DropReason,
     LaunchStatus,
+    ab_variant_of,
     audience_language,
     build_payload,
+    content_for,
     should_pause,
 )
 from pushcamp.domain.subscribers import endpoint_problem
@@ -332,7 +334,9 @@ class DeliveryCore:
             if not audience:
                 return True
             after = audience[-1].id
-            recorder = _Recorder(self, launch.partner_id, launch.id, batch.id)
+            recorder = _Recorder(
+                self, launch.partner_id, launch.id, batch.id, splits=[v.split for v in request.ab]
+            )
             to_send = await self._drop_by_rules(audience, ctx, recorder, now)
             expires = int(time.time()) + event_tokens.EVENT_TOKEN_LIFETIME
             page = _Page([], {})
@@ -348,12 +352,21 @@ class DeliveryCore:
                 token = event_tokens.sign(
                     ctx.signing_key, launch.partner_id, launch.id, r.id, expires
                 )
+                # This subscriber's text: its A/B arm's or its language's, personalised.
+                title, body = content_for(
+                    request,
+                    language=r.language,
+                    attributes=r.attributes or {},
+                    variant=ab_variant_of(request, launch.id, r.id),
+                )
                 payload = build_payload(
                     request,
                     default_icon=ctx.default_icon,
                     token=token,
                     events_url=events_url,
                     tag=launch.topic,
+                    title=title,
+                    description=body,
                 )
                 page.by_endpoint[r.endpoint] = r
                 page.messages.append((subscription, payload, options))
@@ -545,8 +558,17 @@ class _Recorder:
     with the launch's pause counters; the transaction that makes them cross the pause
     threshold pauses the launch, whichever worker it runs in."""
 
-    def __init__(self, core: DeliveryCore, partner_id: str, launch_id: int, batch_id: int):
+    def __init__(
+        self,
+        core: DeliveryCore,
+        partner_id: str,
+        launch_id: int,
+        batch_id: int,
+        splits: Sequence[int] = (),
+    ):
         self.core = core
+        # The A/B splits of the launch: each record notes its subscriber's arm.
+        self.splits = tuple(splits)
         self.partner_id = partner_id
         self.launch_id = launch_id
         self.batch_id = batch_id
@@ -581,6 +603,7 @@ class _Recorder:
                 "status_code": status,
                 "device": r.device,
                 "created_at": utcnow(),
+                "variant": personalise.ab_variant(self.splits, self.launch_id, r.id),
             }
         )
 

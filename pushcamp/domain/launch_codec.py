@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from pushcamp.domain.launches import LaunchRequest, NotificationAction, Target
+from pushcamp.domain.launches import (
+    AbVariant,
+    LaunchRequest,
+    LocaleVariant,
+    NotificationAction,
+    Target,
+)
 
 
 def request_to_dict(request: LaunchRequest) -> dict[str, Any]:
@@ -30,8 +36,12 @@ def request_from_dict(data: Mapping[str, Any]) -> LaunchRequest:
     fields = dict(data)
     target = fields.pop("target", None)
     actions = fields.pop("actions", None) or ()
+    variants = fields.pop("variants", None) or ()
+    ab = fields.pop("ab", None) or ()
     return LaunchRequest(
         **fields,
         target=Target(target["attribute"], tuple(target["values"])) if target else None,
         actions=tuple(NotificationAction(a["title"], a["link"]) for a in actions),
+        variants=tuple(LocaleVariant(v["locale"], v["title"], v["description"]) for v in variants),
+        ab=tuple(AbVariant(v["title"], v["description"], v["split"]) for v in ab),
     )

@@ -18,7 +18,8 @@ from enum import StrEnum
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from pushcamp.domain import campaigns, text
+from pushcamp.domain import campaigns, personalise, text
+from pushcamp.domain.local_time import parse_wall_time
 from pushcamp.domain.locales import ALL_LANGUAGES
 from pushcamp.domain.subscribers import (
     ATTRIBUTE_NAME,
@@ -52,7 +53,14 @@ __all__ = [
     "TOPIC_MAX_CHARS",
     "TTL_MAX_SECONDS",
     "URL_MAX_CHARS",
+    "AB_MAX_VARIANTS",
+    "AB_MIN_VARIANTS",
+    "AbVariant",
+    "LocaleVariant",
+    "MAX_LOCALE_VARIANTS",
+    "ab_variant_of",
     "action_title_problem",
+    "content_for",
     "audience_language",
     "counts_towards_pause",
     "DeliveryState",
@@ -98,6 +106,10 @@ ACTION_TITLE_MAX_CHARS = 40
 # so no token the engine signs can exceed it.
 MAX_TOKEN_CHARS = 256
 MAX_TAG_CHARS = 64
+# Per-language content and A/B tests (pushcamp extensions, docs/delivery.md).
+MAX_LOCALE_VARIANTS = 50
+AB_MIN_VARIANTS = 2
+AB_MAX_VARIANTS = 4
 
 PAUSE_MIN_ATTEMPTS = 50
 PAUSE_REJECT_RATIO = 0.8
@@ -109,6 +121,10 @@ SCHEDULE_MAX_AHEAD = timedelta(days=30)
 MIN_PER_MINUTE = 1
 MAX_PER_MINUTE = 1_000_000
 _SEND_AT_MAX_CHARS = 64
+# Local-time launches: a push may go out up to this many minutes after the local time
+# (default), at most a day.
+LOCAL_WINDOW_DEFAULT_MINUTES = 60
+LOCAL_WINDOW_MAX_MINUTES = 1440
 
 
 class LaunchStatus(StrEnum):
@@ -144,6 +160,10 @@ class DropReason(StrEnum):
     # are tried again, and a launch that ends without pausing turns them into
     # serviceProviderErrors (docs/delivery.md).
     SENDER_REFUSED = "senderRefused"
+    # A local-time launch reached this subscriber after its window (send_at_local +
+    # send_at_local_window_minutes): not sent a day late (docs/delivery.md). Reported
+    # under the contract's internalErrors label (domain/statistics.py).
+    LOCAL_TIME_MISSED = "localTimeMissed"
 
 
 class DeliveryState(StrEnum):
@@ -176,6 +196,24 @@ class NotificationAction:
 
 
 @dataclass(frozen=True, slots=True)
+class LocaleVariant:
+    """The title and description subscribers of ``locale`` get instead of the base ones."""
+
+    locale: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class AbVariant:
+    """One arm of an A/B test: its texts and its share of the audience (percent)."""
+
+    title: str
+    description: str
+    split: int
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchRequest:
     """A validated launch body; the campaign, owner and status come from the server.
 
@@ -202,6 +240,15 @@ class LaunchRequest:
     # in the stored request (launch_codec leaves them out).
     send_at: datetime | None = None
     max_per_minute: int | None = None
+    # Local time (docs/delivery.md, "Local-time launches"): "HH:MM" on each subscriber's
+    # own wall clock, and how many minutes after it a push may still go out. Stored in
+    # the request: the plan is written from them when the launch starts.
+    send_at_local: str | None = None
+    send_at_local_window_minutes: int | None = None
+    # Per-language texts (the base title/description are the fallback) and an A/B test
+    # (two to four arms whose splits add up to 100); never both in one launch.
+    variants: tuple[LocaleVariant, ...] = ()
+    ab: tuple[AbVariant, ...] = ()
 
 
 # --- parsing ----------------------------------------------------------------------------
@@ -486,6 +533,128 @@ def _max_per_minute(value: object, errors: list[FieldError]) -> int | None:
     return number
 
 
+def _texts(
+    item: Mapping[str, object], where: str, with_banner: bool, errors: list[FieldError]
+) -> tuple[str, str] | None:
+    """The ``title`` and ``description`` of a variant, under the base fields' rules."""
+    title = _text(_get(item, "title"), f"{where}.title", errors)
+    if title is not None and (problem := campaigns.title_problem(title)):
+        errors.append(FieldError(f"{where}.title", problem))
+        title = None
+    description = _text(_get(item, "description"), f"{where}.description", errors)
+    if description is not None:
+        limit = DESCRIPTION_WITH_BANNER_MAX_CHARS if with_banner else DESCRIPTION_MAX_CHARS
+        if not description.strip():
+            errors.append(FieldError(f"{where}.description", "must not be empty or blank"))
+            description = None
+        elif len(description) > limit:
+            why = " when a banner is given" if with_banner else ""
+            errors.append(
+                FieldError(f"{where}.description", f"must be at most {limit} characters{why}")
+            )
+            description = None
+    if title is None or description is None:
+        return None
+    return title, description
+
+
+def _locale_variants(
+    value: object, with_banner: bool, errors: list[FieldError]
+) -> tuple[LocaleVariant, ...]:
+    """``{"tr_TR": {"title": ..., "description": ...}, ...}``: at most
+    :data:`MAX_LOCALE_VARIANTS` locales (``ll_CC``, not ``all_ALL``)."""
+    shape = 'must be an object {"ll_CC": {"title": ..., "description": ...}, ...}'
+    if not isinstance(value, dict):
+        errors.append(FieldError("variants", shape))
+        return ()
+    if len(value) > MAX_LOCALE_VARIANTS:
+        errors.append(FieldError("variants", f"at most {MAX_LOCALE_VARIANTS} locales"))
+        return ()
+    found: list[LocaleVariant] = []
+    for locale, item in value.items():
+        where = f"variants.{locale}"
+        if locale == ALL_LANGUAGES or campaigns.language_problem(locale):
+            errors.append(FieldError(where, "must be keyed by a locale code ll_CC (e.g. tr_TR)"))
+            continue
+        if not isinstance(item, dict):
+            errors.append(FieldError(where, 'must be an object {"title": ..., "description": ...}'))
+            continue
+        texts = _texts(item, where, with_banner, errors)
+        if texts is not None:
+            found.append(LocaleVariant(locale, *texts))
+    return tuple(found)
+
+
+def _ab(value: object, with_banner: bool, errors: list[FieldError]) -> tuple[AbVariant, ...]:
+    """``[{"title": ..., "description": ..., "split": 50}, ...]``: two to four arms,
+    each ``split`` an integer from 1 to 99, together exactly 100."""
+    shape = (
+        f"must be a list of {AB_MIN_VARIANTS} to {AB_MAX_VARIANTS} objects "
+        '{"title": ..., "description": ..., "split": percent}'
+    )
+    if not isinstance(value, list) or not AB_MIN_VARIANTS <= len(value) <= AB_MAX_VARIANTS:
+        errors.append(FieldError("ab", shape))
+        return ()
+    found: list[AbVariant] = []
+    ok = True
+    for index, item in enumerate(value):
+        where = f"ab[{index}]"
+        if not isinstance(item, dict):
+            errors.append(FieldError(where, shape))
+            ok = False
+            continue
+        texts = _texts(item, where, with_banner, errors)
+        split = _get(item, "split")
+        if isinstance(split, bool) or not isinstance(split, int) or not 1 <= split <= 99:
+            errors.append(FieldError(f"{where}.split", "must be an integer from 1 to 99"))
+            ok = False
+            continue
+        if texts is None:
+            ok = False
+            continue
+        found.append(AbVariant(*texts, split=split))
+    if ok and sum(v.split for v in found) != 100:
+        errors.append(FieldError("ab", "the splits must add up to 100"))
+        return ()
+    return tuple(found) if ok else ()
+
+
+def _send_at_local(
+    data: Mapping[str, object], errors: list[FieldError]
+) -> tuple[str | None, int | None]:
+    """``send_at_local`` ("HH:MM", 24-hour) and ``send_at_local_window_minutes`` (an
+    integer from 1 to 1440, default :data:`LOCAL_WINDOW_DEFAULT_MINUTES`; only with
+    ``send_at_local``)."""
+    raw, window_raw = _get(data, "send_at_local"), _get(data, "send_at_local_window_minutes")
+    wall = None
+    if raw is not _MISSING:
+        if isinstance(raw, str) and parse_wall_time(raw) is not None:
+            wall = raw
+        else:
+            errors.append(
+                FieldError("send_at_local", "must be a local time HH:MM (24-hour), like 10:00")
+            )
+    window = None
+    if window_raw is not _MISSING:
+        number = (
+            window_raw if isinstance(window_raw, int) and not isinstance(window_raw, bool) else 0
+        )
+        if not 1 <= number <= LOCAL_WINDOW_MAX_MINUTES:
+            errors.append(
+                FieldError(
+                    "send_at_local_window_minutes",
+                    f"must be an integer from 1 to {LOCAL_WINDOW_MAX_MINUTES}",
+                )
+            )
+        elif raw is _MISSING:
+            errors.append(FieldError("send_at_local_window_minutes", "needs send_at_local"))
+        else:
+            window = number
+    if wall is None:
+        return None, None
+    return wall, LOCAL_WINDOW_DEFAULT_MINUTES if window is None else window
+
+
 def parse_launch(
     data: Mapping[str, object], *, is_all: bool, now: datetime | None = None
 ) -> LaunchRequest:
@@ -570,10 +739,21 @@ def parse_launch(
     renotify = _flag(data, "renotify", errors)
     silent = _flag(data, "silent", errors)
 
+    with_banner = banner_raw is not _MISSING
+    variants_raw = _get(data, "variants")
+    variants = (
+        () if variants_raw is _MISSING else _locale_variants(variants_raw, with_banner, errors)
+    )
+    ab_raw = _get(data, "ab")
+    ab = () if ab_raw is _MISSING else _ab(ab_raw, with_banner, errors)
+    if variants_raw is not _MISSING and ab_raw is not _MISSING:
+        errors.append(FieldError("ab", "cannot be combined with variants; send one of them"))
+
     send_at_raw = _get(data, "send_at")
     send_at = None if send_at_raw is _MISSING else _send_at(send_at_raw, now, errors)
     rate_raw = _get(data, "max_per_minute")
     max_per_minute = None if rate_raw is _MISSING else _max_per_minute(rate_raw, errors)
+    send_at_local, local_window = _send_at_local(data, errors)
 
     if errors:
         raise InvalidRequest(errors)
@@ -597,6 +777,10 @@ def parse_launch(
         silent=silent,
         send_at=send_at,
         max_per_minute=max_per_minute,
+        send_at_local=send_at_local,
+        send_at_local_window_minutes=local_window,
+        variants=variants,
+        ab=ab,
     )
 
 
@@ -611,11 +795,60 @@ def fingerprint(data: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+# --- per-subscriber content -------------------------------------------------------------
+
+
+def ab_variant_of(req: LaunchRequest, launch_id: int, subscriber_id: int) -> int | None:
+    """The A/B arm (index) of this subscriber in this launch, None without an A/B test;
+    fixed for (launch, subscriber) (:func:`personalise.ab_variant`)."""
+    if not req.ab:
+        return None
+    return personalise.ab_variant([v.split for v in req.ab], launch_id, subscriber_id)
+
+
+def content_for(
+    req: LaunchRequest,
+    *,
+    language: str | None,
+    attributes: Mapping[str, object],
+    variant: int | None,
+) -> tuple[str, str]:
+    """The title and description one subscriber gets: its A/B arm's (``variant``), else
+    its language's from ``variants``, else the base ones; placeholders filled from its
+    attributes (:func:`personalise.render`)."""
+    title, description = req.title, req.description
+    if variant is not None and 0 <= variant < len(req.ab):
+        title, description = req.ab[variant].title, req.ab[variant].description
+    elif language is not None:
+        for v in req.variants:
+            if v.locale == language:
+                title, description = v.title, v.description
+                break
+    return personalise.render(title, attributes), personalise.render(description, attributes)
+
+
+def _text_choices(req: LaunchRequest) -> list[tuple[str, str, str]]:
+    """Every (field prefix, title, description) a subscriber of this launch may get."""
+    choices = [("", req.title, req.description)]
+    if req.ab:
+        # Every subscriber gets an arm; the base texts are never sent.
+        choices = [(f"ab[{i}].", v.title, v.description) for i, v in enumerate(req.ab)]
+    choices += [(f"variants.{v.locale}.", v.title, v.description) for v in req.variants]
+    return choices
+
+
 # --- payload ----------------------------------------------------------------------------
 
 
 def build_payload(
-    req: LaunchRequest, *, default_icon: str | None, token: str, events_url: str, tag: str
+    req: LaunchRequest,
+    *,
+    default_icon: str | None,
+    token: str,
+    events_url: str,
+    tag: str,
+    title: str | None = None,
+    description: str | None = None,
 ) -> bytes:
     """The notification the service worker shows, as compact UTF-8 JSON:
     ``title``, ``body``, ``icon`` (the launch's image, else the partner's default; left
@@ -629,12 +862,18 @@ def build_payload(
     ``token`` and ``tag`` must be URL-safe ASCII of at most :data:`MAX_TOKEN_CHARS` and
     :data:`MAX_TAG_CHARS` characters, or the size check of :func:`payload_problem` would
     not hold; a longer one is a programming error (ValueError).
+
+    ``title`` and ``description``, when given, replace the launch's (one subscriber's
+    content, :func:`content_for`).
     """
     if len(token) > MAX_TOKEN_CHARS:
         raise ValueError(f"event token longer than {MAX_TOKEN_CHARS} characters")
     if len(tag) > MAX_TAG_CHARS:
         raise ValueError(f"tag longer than {MAX_TAG_CHARS} characters")
-    payload: dict[str, object] = {"title": req.title, "body": req.description}
+    payload: dict[str, object] = {
+        "title": req.title if title is None else title,
+        "body": req.description if description is None else description,
+    }
     icon = req.image or default_icon
     if icon:
         payload["icon"] = icon
@@ -655,13 +894,21 @@ def build_payload(
 
 
 def _worst_case(req: LaunchRequest, default_icon: str | None, events_url: str) -> bytes:
-    return build_payload(
-        req,
-        default_icon=default_icon,
-        token="x" * MAX_TOKEN_CHARS,
-        events_url=events_url,
-        tag="x" * MAX_TAG_CHARS,
+    """The largest payload any subscriber can get: each possible title and description
+    with every placeholder at the longest value an attribute can hold."""
+    payloads = (
+        build_payload(
+            req,
+            default_icon=default_icon,
+            token="x" * MAX_TOKEN_CHARS,
+            events_url=events_url,
+            tag="x" * MAX_TAG_CHARS,
+            title=personalise.worst_case(title),
+            description=personalise.worst_case(description),
+        )
+        for _, title, description in _text_choices(req)
     )
+    return max(payloads, key=len)
 
 
 def payload_problem(req: LaunchRequest, default_icon: str | None, events_url: str) -> str | None:
@@ -683,9 +930,11 @@ def check_payload(req: LaunchRequest, default_icon: str | None, events_url: str)
     problem = payload_problem(req, default_icon, events_url)
     if problem is None:
         return
-    candidates = {
-        "title": req.title,
-        "description": req.description,
+    candidates: dict[str, str] = {}
+    for prefix, title, description in _text_choices(req):
+        candidates[f"{prefix}title"] = personalise.worst_case(title)
+        candidates[f"{prefix}description"] = personalise.worst_case(description)
+    candidates |= {
         "image": req.image or "",
         "banner": req.banner or "",
         "badge": req.badge or "",

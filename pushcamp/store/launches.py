@@ -397,6 +397,9 @@ class Recipient:
     # Accepted a push from the partner before, or imported by the operator: its 401/403
     # says the sender is wrong (domain.launches.counts_towards_pause).
     vouched: bool
+    # For the per-subscriber content (domain.launches.content_for).
+    language: str | None = None
+    attributes: dict[str, Any] | None = None
 
 
 _BUILTIN_COLUMNS = {
@@ -432,6 +435,8 @@ def audience_page(
             s.timezone,
             s.device,
             or_(s.first_accepted_at.is_not(None), s.imported_at.is_not(None)),
+            s.language,
+            s.attributes,
         )
         .where(
             s.partner_id == partner_id,
@@ -453,7 +458,10 @@ def audience_page(
         stmt = stmt.where(column.in_(list(values)))
     if engaged_since is not None:
         stmt = stmt.where(s.last_engaged_at >= engaged_since)
-    return [Recipient(*row[:6], vouched=bool(row[6])) for row in conn.execute(stmt).all()]
+    return [
+        Recipient(*row[:6], vouched=bool(row[6]), language=row[7], attributes=row[8])
+        for row in conn.execute(stmt).all()
+    ]
 
 
 def recent_push_counts(
@@ -552,6 +560,7 @@ def reopen_sender_refused(conn: Connection, launch_id: int, reason: str) -> int:
             Delivery.reason,
             Delivery.device,
             Delivery.created_at,
+            Delivery.variant,
         )
     ).all()
     # The statistics counters follow the records, in the same transaction.

@@ -67,6 +67,12 @@ class Partner(Base):
     # start > end wraps midnight (22:00-07:00).
     silent_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
     silent_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # ``drop``: a subscriber in silent hours is dropped (``silentHours``); ``defer``: sent
+    # when the silent hours end, if that is within the launch's TTL (docs/delivery.md).
+    silent_hours_mode: Mapped[str] = mapped_column(String(8), default="drop", server_default="drop")
+    # The IANA zone of subscribers whose own zone is unknown (local-time launches);
+    # None: UTC.
+    default_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # HMAC key for the per-delivery event tokens (services/events.py). Never returned.
     signing_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     # Conversions (statistics): the one currency their values are in, and how long after
@@ -264,6 +270,13 @@ class LaunchBatch(Base):
     # The outbox mark (Celery runner): when the batch was last handed to the broker;
     # NULL: not yet, or to be handed again (given back after a pause or a stop).
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Not claimed (nor published) before this (local-time batches, deferred sends); None:
+    # at once. ``send_until``: a local-time batch's window end (later: dropped).
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    send_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Which of the range's subscribers the batch holds (None: all): {"tz_in": [...]},
+    # {"tz_not_in": [...]} (NULL zones included) or {"ids": [...]} (deferred sends).
+    subset: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_launch_batches_status", "status", "id"),
@@ -301,6 +314,8 @@ class Delivery(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     device: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The A/B arm (0-3) the subscriber got; NULL for a launch without an A/B test.
+    variant: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
     __table_args__ = (
         Index("uq_deliveries_once", "launch_id", "subscriber_id", unique=True),
@@ -358,6 +373,21 @@ class LaunchStat(Base):
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
     revenue: Mapped[object] = mapped_column(Numeric(20, 4))
+
+
+class LaunchVariantStat(Base):
+    """The counters of an A/B launch per arm (``variant``, 0-3), minute and metric
+    (``targeted``, ``sent``, ``delivered``, ``clicked``), kept like ``launch_stats`` in the
+    transaction that writes what they count. See docs/statistics.md."""
+
+    __tablename__ = "launch_variant_stats"
+
+    launch_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    variant: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 class Conversion(Base):

@@ -28,6 +28,7 @@ from sqlalchemy import (
     distinct,
     func,
     insert,
+    inspect,
     literal,
     select,
     update,
@@ -45,6 +46,7 @@ from pushcamp.store.models import (
     Event,
     Launch,
     LaunchStat,
+    LaunchVariantStat,
     Partner,
     Subscriber,
 )
@@ -101,6 +103,120 @@ def _add(
     conn.execute(_UPSERT[conn.dialect.name], rows)
 
 
+# --- A/B arms ------------------------------------------------------------------------------
+
+_VKEY = ("launch_id", "variant", "bucket", "metric", "shard")
+_VSTATS: Table = LaunchVariantStat.__table__  # type: ignore[assignment]
+TARGETED = "targeted"
+
+
+def _vupsert_statement(dialect: str) -> Any:
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(_VSTATS)
+    return stmt.on_conflict_do_update(
+        index_elements=list(_VKEY), set_={"count": _VSTATS.c.count + stmt.excluded.count}
+    )
+
+
+_VUPSERT = {name: _vupsert_statement(name) for name in ("postgresql", "sqlite")}
+
+
+def _add_variants(conn: Connection, tallies: dict[tuple[int, int, datetime, str], int]) -> None:
+    """Add to the per-arm counters, in key order (see :func:`_add`)."""
+    tallies = {key: n for key, n in tallies.items() if n}
+    if not tallies:
+        return
+    shard = random.randrange(SHARDS) if conn.dialect.name == "postgresql" else 0
+    rows = [
+        {
+            "launch_id": launch_id,
+            "variant": variant,
+            "bucket": bucket,
+            "metric": metric,
+            "shard": shard,
+            "count": n,
+        }
+        for (launch_id, variant, bucket, metric), n in sorted(tallies.items())
+    ]
+    conn.execute(_VUPSERT[conn.dialect.name], rows)
+
+
+def variant_sums(
+    conn: Connection,
+    launch_ids: Sequence[int],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[tuple[int, int], dict[str, int]]:
+    """Per (launch, arm), the per-arm counters summed over the range: ``targeted``,
+    ``sent``, ``delivered``, ``clicked``."""
+    out: dict[tuple[int, int], dict[str, int]] = {}
+    if not launch_ids:
+        return out
+    v = LaunchVariantStat
+    stmt = (
+        select(v.launch_id, v.variant, v.metric, func.sum(v.count))
+        .where(v.launch_id.in_(list(launch_ids)))
+        .group_by(v.launch_id, v.variant, v.metric)
+    )
+    if since is not None:
+        stmt = stmt.where(v.bucket >= since)
+    if until is not None:
+        stmt = stmt.where(v.bucket < until)
+    for launch_id, variant, metric, n in conn.execute(stmt).all():
+        out.setdefault((int(launch_id), int(variant)), {})[metric] = int(n or 0)
+    return out
+
+
+def _recount_variants(conn: Connection, launch_id: int | None) -> None:
+    if not inspect(conn).has_table(_VSTATS.name):
+        return  # the migration that introduced launch_stats (0005) runs before 0012
+    where = [] if launch_id is None else [LaunchVariantStat.launch_id == launch_id]
+    conn.execute(delete(LaunchVariantStat).where(*where))
+    columns = ["launch_id", "variant", "bucket", "metric", "shard", "count"]
+    bucket = _minute_sql(conn, Delivery.created_at)
+    dwhere: list[ColumnElement[bool]] = [Delivery.variant.is_not(None)]
+    if launch_id is not None:
+        dwhere.append(Delivery.launch_id == launch_id)
+    targeted = (
+        select(
+            Delivery.launch_id,
+            Delivery.variant,
+            bucket,
+            literal(TARGETED),
+            literal(0),
+            func.count(),
+        )
+        .where(*dwhere)
+        .group_by(Delivery.launch_id, Delivery.variant, bucket)
+    )
+    sent = (
+        select(
+            Delivery.launch_id,
+            Delivery.variant,
+            bucket,
+            literal(str(Metric.SENT)),
+            literal(0),
+            func.count(),
+        )
+        .where(*dwhere, Delivery.state == "sent")
+        .group_by(Delivery.launch_id, Delivery.variant, bucket)
+    )
+    ebucket = _minute_sql(conn, Event.created_at)
+    events = (
+        select(Event.launch_id, Delivery.variant, ebucket, Event.type, literal(0), func.count())
+        .join(
+            Delivery,
+            and_(
+                Delivery.launch_id == Event.launch_id, Delivery.subscriber_id == Event.subscriber_id
+            ),
+        )
+        .where(*dwhere, Event.type.in_([str(Metric.DELIVERED), str(Metric.CLICKED)]))
+        .group_by(Event.launch_id, Delivery.variant, ebucket, Event.type)
+    )
+    for source in (targeted, sent, events):
+        conn.execute(insert(LaunchVariantStat).from_select(columns, source))
+
+
 def delivery_metric(state: str, reason: str | None) -> str:
     return Metric.SENT if state == "sent" else f"{DROPPED_PREFIX}{reason or 'internalErrors'}"
 
@@ -110,16 +226,24 @@ def count_deliveries(conn: Connection, rows: Iterable[Any], sign: int = 1) -> No
     ``launch_id``, ``state``, ``reason``, ``device`` and ``created_at``, as a mapping or
     attributes (a ``RETURNING`` row)."""
     tally: Counter[tuple[int, datetime, str, str]] = Counter()
+    arms: Counter[tuple[int, int, datetime, str]] = Counter()
     for row in rows:
         r = row if isinstance(row, dict) else row._mapping
+        minute = _minute(r["created_at"])
         key = (
             int(r["launch_id"]),
-            _minute(r["created_at"]),
+            minute,
             delivery_metric(r["state"], r["reason"]),
             r["device"] or "",
         )
         tally[key] += sign
+        variant = r.get("variant")
+        if variant is not None:
+            arms[(int(r["launch_id"]), int(variant), minute, TARGETED)] += sign
+            if r["state"] == "sent":
+                arms[(int(r["launch_id"]), int(variant), minute, str(Metric.SENT))] += sign
     _add(conn, {key: (n, Decimal(0)) for key, n in tally.items() if n})
+    _add_variants(conn, arms)
 
 
 def uncount_deliveries(conn: Connection, rows: Iterable[Any]) -> None:
@@ -136,13 +260,21 @@ def count_event(
     now: datetime,
     revenue: Decimal = Decimal(0),
 ) -> None:
-    """Count one event (delivered, clicked) or conversion, under the subscriber's device."""
-    device = conn.execute(
-        select(Subscriber.device).where(
-            Subscriber.id == subscriber_id, Subscriber.partner_id == partner_id
+    """Count one event (delivered, clicked) or conversion, under the subscriber's device,
+    and a delivered or clicked one of an A/B launch under the subscriber's arm (the one
+    its delivery record holds)."""
+    found = conn.execute(
+        select(Subscriber.device, Delivery.variant)
+        .outerjoin(
+            Delivery,
+            and_(Delivery.launch_id == launch_id, Delivery.subscriber_id == Subscriber.id),
         )
-    ).scalar_one_or_none()
+        .where(Subscriber.id == subscriber_id, Subscriber.partner_id == partner_id)
+    ).first()
+    device, variant = (found[0], found[1]) if found is not None else (None, None)
     _add(conn, {(launch_id, _minute(now), metric, device or ""): (1, revenue)})
+    if variant is not None and metric in (Metric.DELIVERED, Metric.CLICKED):
+        _add_variants(conn, {(launch_id, int(variant), _minute(now), str(metric)): 1})
 
 
 # --- rebuilding -----------------------------------------------------------------------------
@@ -201,6 +333,7 @@ def recount_launch(conn: Connection, launch_id: int | None = None) -> None:
     columns = ["launch_id", "bucket", "metric", "device", "shard", "count", "revenue"]
     for source in (deliveries, events, conversions):
         conn.execute(insert(LaunchStat).from_select(columns, source))
+    _recount_variants(conn, launch_id)
 
 
 def recount_all(conn: Connection) -> None:
