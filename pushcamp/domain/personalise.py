@@ -18,6 +18,8 @@ from pushcamp.domain.subscribers import ATTRIBUTE_VALUE_MAX_CHARS
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
+    "WINNER_MIN_DELIVERED",
+    "ab_winner",
     "LONGEST_VALUE",
     "PLACEHOLDER",
     "ab_bucket",
@@ -107,3 +109,33 @@ def ab_variant(splits: Sequence[int], launch_id: int, subscriber_id: int) -> int
 def variant_label(index: int) -> str:
     """``A``, ``B``, ``C``, ``D``: how a variant is named in statistics and the panel."""
     return chr(ord("A") + index)
+
+
+# An A/B test's winner is named only once every arm has had this many notifications
+# delivered: below that, one click more or less swings a click-through rate by a point
+# or more, and the first arm to get lucky would be called the winner.
+WINNER_MIN_DELIVERED = 100
+
+
+def ab_winner(
+    arms: Sequence[tuple[int, int]], min_delivered: int = WINNER_MIN_DELIVERED
+) -> int | None:
+    """The index of the winning arm, from each arm's ``(delivered, clicks)``: the highest
+    click-through rate (clicks / delivered), once every arm has at least
+    ``min_delivered`` delivered. None before that, with fewer than two arms, or when two
+    arms share the highest rate (compared exactly, as fractions)."""
+    if len(arms) < 2 or any(delivered < min_delivered for delivered, _ in arms):
+        return None
+    best: list[int] = []
+    for index, (delivered, clicks) in enumerate(arms):
+        if not best:
+            best = [index]
+            continue
+        top_delivered, top_clicks = arms[best[0]]
+        # clicks / delivered compared without division.
+        left, right = clicks * top_delivered, top_clicks * delivered
+        if left > right:
+            best = [index]
+        elif left == right:
+            best.append(index)
+    return best[0] if len(best) == 1 else None

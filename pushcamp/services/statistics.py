@@ -17,6 +17,7 @@ from decimal import Decimal
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from pushcamp.domain import personalise
 from pushcamp.domain import statistics as rules
 from pushcamp.domain.event_tokens import verify
 from pushcamp.domain.statistics import DateRange, Metric
@@ -74,6 +75,24 @@ class TimelinePoint:
 
 
 @dataclass(frozen=True)
+class VariantNumbers:
+    """One arm of an A/B launch (docs/delivery.md, "A/B tests")."""
+
+    launch_id: int
+    index: int
+    label: str  # A, B, C, D
+    title: str
+    description: str
+    split: int  # percent of the audience
+    targeted: int
+    sent: int
+    delivered: int
+    clicks: int
+    ctr: float  # clicks / delivered, 0 when nothing was delivered
+    winner: bool
+
+
+@dataclass(frozen=True)
 class CampaignReport:
     campaign_id: int
     title: str
@@ -96,6 +115,8 @@ class CampaignReport:
     # button labels.
     button_clicks: tuple[int, int] = (0, 0)
     button_titles: tuple[str, ...] = ()
+    # The arms of the campaign's A/B launches, launch by launch (empty without one).
+    variants: tuple[VariantNumbers, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,6 +361,7 @@ def campaign_report(
         buttons = q.button_clicks(
             conn, partner_id, [launch.id for launch in launches], since, until
         )
+        arms = q.variant_sums(conn, [launch.id for launch in launches if launch.ab], since, until)
     launch_ids = [launch.id for launch in launches]
     step, timeline = _timeline(buckets)
     return CampaignReport(
@@ -360,7 +382,41 @@ def campaign_report(
         ttl_ended=_ttl_ended(launches, now),
         button_clicks=(buttons.get(0, 0), buttons.get(1, 0)),
         button_titles=launches[0].button_titles if launches else (),
+        variants=_variants(launches, arms),
     )
+
+
+def _variants(
+    launches: Sequence[q.LaunchInfo], sums: Mapping[tuple[int, int], Mapping[str, int]]
+) -> tuple[VariantNumbers, ...]:
+    """Each A/B launch's arms with their numbers; the winner marked (personalise.ab_winner:
+    the highest click-through rate once every arm has enough delivered)."""
+    out: list[VariantNumbers] = []
+    for launch in launches:
+        counts = [sums.get((launch.id, index), {}) for index in range(len(launch.ab))]
+        pairs = [(c.get("delivered", 0), c.get("clicked", 0)) for c in counts]
+        winner = personalise.ab_winner(pairs)
+        for index, ((title, description, split), c) in enumerate(
+            zip(launch.ab, counts, strict=True)
+        ):
+            delivered, clicks = pairs[index]
+            out.append(
+                VariantNumbers(
+                    launch_id=launch.id,
+                    index=index,
+                    label=personalise.variant_label(index),
+                    title=title,
+                    description=description,
+                    split=split,
+                    targeted=c.get("targeted", 0),
+                    sent=c.get("sent", 0),
+                    delivered=delivered,
+                    clicks=clicks,
+                    ctr=clicks / delivered if delivered else 0.0,
+                    winner=winner == index,
+                )
+            )
+    return tuple(out)
 
 
 def _dates(launches: Sequence[q.LaunchInfo]) -> dict[str, datetime | None]:

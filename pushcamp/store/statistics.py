@@ -496,6 +496,8 @@ class LaunchInfo:
     link: str | None
     button_links: tuple[str, ...] = ()  # the notification's action buttons, in order
     button_titles: tuple[str, ...] = ()  # their labels, in the same order
+    # An A/B launch's arms: (title, description, split), in order.
+    ab: tuple[tuple[str, str, int], ...] = ()
 
 
 def launch_infos(
@@ -536,6 +538,10 @@ def launch_infos(
                 tuple(
                     str(action["title"])
                     for action in request.get("actions") or ()  # type: ignore[attr-defined]
+                ),
+                tuple(
+                    (str(arm["title"]), str(arm["description"]), int(arm["split"]))
+                    for arm in request.get("ab") or ()  # type: ignore[attr-defined]
                 ),
             )
         )

@@ -158,6 +158,31 @@ def _campaign_metrics(report: service.CampaignReport, window: DateRange) -> dict
             "undelivered": _reasons(report.undelivered),
         },
         "comparisonData": [],
+    } | _variants(report.variants)
+
+
+def _variants(variants: tuple[service.VariantNumbers, ...]) -> dict[str, Any]:
+    """A pushcamp addition, only for a campaign with an A/B launch: each arm's numbers
+    (formatted like ``overview``) and whether it is the winner (docs/delivery.md)."""
+    if not variants:
+        return {}
+    return {
+        "variants": [
+            {
+                "launchId": v.launch_id,
+                "variant": v.label,
+                "title": v.title,
+                "description": v.description,
+                "split": v.split,
+                "targeted": rules.count(v.targeted),
+                "sent": rules.count(v.sent),
+                "delivered": rules.count(v.delivered),
+                "clicks": rules.count(v.clicks),
+                "ctr": rules.percent(v.ctr),
+                "winner": v.winner,
+            }
+            for v in variants
+        ]
     }
 
 
