@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -312,15 +312,12 @@ class DeliveryCore:
         target = (request.target.attribute, request.target.values) if request.target else None
         after = 0
         while not self.stopping:
-            current = await self.read(q.get_launch, launch.id)
-            if current is None or current.status not in RUNNABLE:
-                return False
             now = utcnow()
             engaged_since = (
                 None if request.include_unengaged else now - timedelta(days=ctx.engagement_days)
             )
             audience = await self.read(
-                q.audience_page,
+                _page_if_runnable,
                 partner_id=launch.partner_id,
                 launch_id=launch.id,
                 lo=batch.lo,
@@ -331,6 +328,8 @@ class DeliveryCore:
                 target=target,
                 engaged_since=engaged_since,
             )
+            if audience is None:
+                return False
             if not audience:
                 return True
             after = audience[-1].id
@@ -532,6 +531,15 @@ class DeliveryCore:
             cached = (private_key, Vapid(private_key, self.options.vapid_subject))
             self._vapids[partner_id] = cached
         return cached[1]
+
+
+def _page_if_runnable(conn: Connection, *, launch_id: int, **page: Any) -> list[q.Recipient] | None:
+    """The launch's next audience page (:func:`store.launches.audience_page`), or None
+    when the launch is no longer runnable: both in one read, one thread hop per page."""
+    current = q.get_launch(conn, launch_id)
+    if current is None or current.status not in RUNNABLE:
+        return None
+    return q.audience_page(conn, launch_id=launch_id, **page)
 
 
 def _until(halt: asyncio.Event, items: Sequence[T]) -> Iterator[T]:
