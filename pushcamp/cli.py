@@ -327,6 +327,19 @@ def partners_set_audience(
     no_silent_hours: Annotated[
         bool, typer.Option("--no-silent-hours", help="Turn silent hours off.")
     ] = False,
+    silent_hours_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="drop: a subscriber in silent hours gets nothing (the default); defer: "
+            "sent when they end, if within the launch's TTL."
+        ),
+    ] = None,
+    default_timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="IANA zone of subscribers whose own is unknown (local-time launches; UTC)."
+        ),
+    ] = None,
 ) -> None:
     """Change who a launch reaches: engagement window, frequency cap, silent hours."""
     from pushcamp.domain.sites import format_minutes
@@ -340,6 +353,8 @@ def partners_set_audience(
         no_frequency_cap=no_frequency_cap,
         silent_hours=silent_hours,
         no_silent_hours=no_silent_hours,
+        silent_hours_mode=silent_hours_mode,
+        default_timezone=default_timezone,
     )
     cap = f"{audience.frequency_cap}/24h" if audience.frequency_cap else "off"
     silent = (
@@ -349,7 +364,8 @@ def partners_set_audience(
     )
     err.print(
         f"partner [bold]{partner_id}[/]: engagement {audience.engagement_days} days, "
-        f"frequency cap {cap}, silent hours {silent}"
+        f"frequency cap {cap}, silent hours {silent} ({audience.silent_hours_mode}), "
+        f"default time zone {audience.default_timezone or 'UTC'}"
     )
 
 

@@ -18,9 +18,17 @@ from pushcamp.domain.launches import (
     local_minutes,
     should_pause,
 )
+from pushcamp.domain.local_time import silent_hours_end
 from pushcamp.webpush import AuthRejected, Gone, Outcome, Sent, TooLarge
 
-__all__ = ["drop_reason", "pause_key", "pause_text", "rule_drop", "should_pause"]
+__all__ = [
+    "drop_reason",
+    "pause_key",
+    "pause_text",
+    "rule_drop",
+    "should_pause",
+    "silent_defer_to",
+]
 
 
 def drop_reason(outcome: Outcome, vouched: bool) -> DropReason | None:
@@ -71,6 +79,22 @@ def rule_drop(
     if frequency_capped(sent_last_24h, frequency_cap):
         return DropReason.FREQUENCY_CAPPED
     return None
+
+
+def silent_defer_to(
+    now: datetime,
+    timezone: str | None,
+    silent_start: int | None,
+    silent_end: int | None,
+    latest: datetime,
+) -> datetime | None:
+    """Silent hours that defer (a partner setting): when a subscriber held back by them
+    at ``now`` is sent instead, the instant they end in its zone, if that is no later
+    than ``latest`` (the launch's start plus its TTL); None: dropped as ``silentHours``."""
+    ends = silent_hours_end(now, timezone, silent_start, silent_end)
+    if ends is None or ends > latest:
+        return None
+    return ends
 
 
 def pause_text(launch_id: int, reason: str, count: int, attempts: int) -> str:

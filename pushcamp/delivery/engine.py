@@ -27,12 +27,18 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from pushcamp.delivery.decisions import drop_reason, pause_key, pause_text, rule_drop
+from pushcamp.delivery.decisions import (
+    drop_reason,
+    pause_key,
+    pause_text,
+    rule_drop,
+    silent_defer_to,
+)
 from pushcamp.delivery.metrics import PUSHES
 from pushcamp.domain import event_tokens, personalise
 from pushcamp.domain.campaigns import CampaignStatus
@@ -145,6 +151,9 @@ class DeliveryCore:
         # The newest pause counters this process has seen per launch: a page whose own
         # unwritten refusals would cross the pause threshold writes them at once.
         self._tallies: dict[int, pause_q.PauseTally] = {}
+        # Per batch being sent: subscribers held back by silent hours (mode defer), by
+        # the instant they end. Written as new batches when the batch is done (_finish).
+        self._deferred: dict[int, dict[datetime, list[int]]] = {}
         self.batches_sent = 0  # batches this process finished (tests, logs)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -230,6 +239,7 @@ class DeliveryCore:
             self.batches_sent += 1
             log.info("batch_done", launch_id=batch.launch_id, batch_id=batch.id)
         else:
+            self._deferred.pop(batch.id, None)  # decided again when it is taken again
             await self.tx(q.release_batch, batch.id, self.worker_id)
             log.info("batch_given_back", launch_id=batch.launch_id, batch_id=batch.id)
         return finished
@@ -251,7 +261,11 @@ class DeliveryCore:
     async def _finish(self, batch: q.BatchRow) -> None:
         """Mark the batch done; the launch's last batch ends the launch (and its campaign)."""
 
+        deferred = self._deferred.pop(batch.id, {})
+
         def finish(conn: Connection) -> bool:
+            # Silent hours that defer: later batches, in the transaction that ends this one.
+            q.add_deferred_batches(conn, batch.launch_id, deferred)
             if not q.finish_batch(conn, batch, self.worker_id):
                 return False
             now = utcnow()
@@ -310,6 +324,12 @@ class DeliveryCore:
         events_url = launch.events_url or self.options.fallback_events_url
         language = audience_language(request.language, campaign.language if campaign else None)
         target = (request.target.attribute, request.target.values) if request.target else None
+        # Silent hours that defer: not later than the launch's TTL from its start.
+        defer_until = (
+            _aware(launch.started_at or utcnow()) + timedelta(seconds=request.ttl)
+            if ctx.silent_hours_mode == "defer"
+            else None
+        )
         after = 0
         while not self.stopping:
             now = utcnow()
@@ -327,16 +347,26 @@ class DeliveryCore:
                 language=language,
                 target=target,
                 engaged_since=engaged_since,
+                subset=batch.subset,
             )
             if audience is None:
                 return False
             if not audience:
                 return True
             after = audience[-1].id
+            if batch.send_until is not None and now > _aware(batch.send_until):
+                # A local-time batch reached after its window: not sent a day late.
+                missed = _Recorder(self, launch.partner_id, launch.id, batch.id)
+                for r in audience:
+                    missed.drop(r, DropReason.LOCAL_TIME_MISSED, None)
+                await missed.flush()
+                continue
             recorder = _Recorder(
                 self, launch.partner_id, launch.id, batch.id, splits=[v.split for v in request.ab]
             )
-            to_send = await self._drop_by_rules(audience, ctx, recorder, now)
+            to_send = await self._drop_by_rules(
+                audience, ctx, recorder, now, defer=(batch.id, defer_until)
+            )
             expires = int(time.time()) + event_tokens.EVENT_TOKEN_LIFETIME
             page = _Page([], {})
             for r in to_send:
@@ -482,8 +512,11 @@ class DeliveryCore:
         ctx: SenderContext,
         recorder: _Recorder,
         now: datetime,
+        defer: tuple[int, datetime | None] = (0, None),
     ) -> list[q.Recipient]:
-        """Apply the partner's silent hours and frequency cap; record who is dropped."""
+        """Apply the partner's silent hours and frequency cap; record who is dropped.
+        ``defer``: (the batch, the latest instant) when silent hours defer: a subscriber
+        whose silent hours end by then is held for a later batch instead of dropped."""
         counts: dict[int, int] = {}
         if ctx.frequency_cap is not None:
             counts = await self.read(
@@ -499,6 +532,11 @@ class DeliveryCore:
                 silent_start=ctx.silent_start,
                 silent_end=ctx.silent_end,
             )
+            if reason == DropReason.SILENT_HOURS and defer[1] is not None:
+                ends = silent_defer_to(now, r.timezone, ctx.silent_start, ctx.silent_end, defer[1])
+                if ends is not None:
+                    self._deferred.setdefault(defer[0], {}).setdefault(ends, []).append(r.id)
+                    continue
             if reason is None:
                 keep.append(r)
             else:
@@ -531,6 +569,11 @@ class DeliveryCore:
             cached = (private_key, Vapid(private_key, self.options.vapid_subject))
             self._vapids[partner_id] = cached
         return cached[1]
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands stored times back without their zone (they are UTC).
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _page_if_runnable(conn: Connection, *, launch_id: int, **page: Any) -> list[q.Recipient] | None:

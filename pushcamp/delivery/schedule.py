@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from pushcamp.domain.campaigns import CampaignStatus
+from pushcamp.domain.launch_codec import request_from_dict
 from pushcamp.domain.launches import LaunchStatus
 from pushcamp.logs import get_logger
 from pushcamp.store import campaigns as campaigns_q
@@ -29,7 +30,11 @@ def start_due_launches(conn: Connection, now: datetime) -> list[int]:
     their ids. On PostgreSQL a launch another process is starting is skipped."""
     started: list[int] = []
     for launch_id, partner_id, campaign_id in q.due_launches(conn, LaunchStatus.SCHEDULED, now):
-        batches = q.plan_batches(conn, launch_id, partner_id)
+        launch = q.get_launch(conn, launch_id)
+        assert launch is not None
+        # A local-time launch is planned by its subscribers' zones from now on.
+        request = request_from_dict(launch.request)
+        batches = q.plan_for(conn, launch_id, partner_id, request, now)
         q.set_batches_total(conn, launch_id, batches)
         if batches == 0:  # nobody to send to: done at once
             q.set_status(

@@ -24,6 +24,7 @@ __all__ = [
     "next_wall_time",
     "parse_wall_time",
     "resolve_zone",
+    "send_groups",
     "silent_hours_end",
     "zone_or_none",
 ]
@@ -118,3 +119,21 @@ def silent_hours_end(
     if not inside:
         return None
     return next_wall_time(now, end, zone)
+
+
+def send_groups(
+    now: datetime, minutes: int, zones: list[str | None], default: str | None
+) -> tuple[datetime, dict[datetime, list[str]]]:
+    """A local-time launch's audience by send instant: the instant of the partner's
+    default zone (for subscribers whose zone is unknown, and for every known zone that
+    shares it), and the other instants with the zone names that send then."""
+    default_at = next_wall_time(now, minutes, resolve_zone(None, default))
+    others: dict[datetime, list[str]] = {}
+    for name in zones:
+        zone = zone_or_none(name)
+        if zone is None or name is None:
+            continue  # unknown: the default zone's group
+        at = next_wall_time(now, minutes, zone)
+        if at != default_at:
+            others.setdefault(at, []).append(name)
+    return default_at, others

@@ -61,6 +61,8 @@ _LABEL_OF_REASON: dict[str, str] = {
     DropReason.SERVICE_PROVIDER_ERRORS: "serviceProviderErrors",
     DropReason.INTERNAL_ERRORS: "internalErrors",
     DropReason.TOO_LARGE: "internalErrors",
+    # A local-time batch reached after its window (pushcamp was down or behind).
+    DropReason.LOCAL_TIME_MISSED: "internalErrors",
     # A 401/403 held provisionally while the launch may pause for a wrong sender key; if
     # the launch ends without resuming, the engine rewrites it as serviceProviderErrors:
     # the same label either way, so rewriting it needs no change to the counters.

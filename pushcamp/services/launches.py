@@ -109,7 +109,7 @@ def launch_campaign(
                         conn, partner_id, key, digest, response, now, now - IDEMPOTENCY_WINDOW
                     )
                 return response
-            batches = q.plan_batches(conn, launch_id, partner_id)
+            batches = q.plan_for(conn, launch_id, partner_id, request, now)
             q.set_plan(conn, launch_id, topic_for(launch_id), batches)
             if batches == 0:  # nobody to send to: done at once
                 q.set_status(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from pushcamp.domain import sites as rules
+from pushcamp.domain.local_time import zone_or_none
 from pushcamp.errors import InvalidRequest, NotFound
 from pushcamp.store import Database
 from pushcamp.store import partners as partner_queries
@@ -78,13 +79,27 @@ def set_audience(
     no_frequency_cap: bool = False,
     silent_hours: str | None = None,
     no_silent_hours: bool = False,
+    silent_hours_mode: str | None = None,
+    default_timezone: str | None = None,
 ) -> AudienceSettings:
-    """Change some of the partner's audience rules; the others stay as they are."""
+    """Change some of the partner's audience rules; the others stay as they are.
+    ``silent_hours_mode``: ``drop`` or ``defer``; ``default_timezone``: an IANA zone for
+    subscribers whose own is unknown (local-time launches)."""
     if frequency_cap is not None and no_frequency_cap:
         raise InvalidRequest.of("frequency_cap", "give a cap or turn it off, not both")
     if silent_hours is not None and no_silent_hours:
         raise InvalidRequest.of("silent_hours", "give silent hours or turn them off, not both")
-    values: dict[str, int | None] = {}
+    values: dict[str, int | str | None] = {}
+    if silent_hours_mode is not None:
+        if silent_hours_mode not in ("drop", "defer"):
+            raise InvalidRequest.of("silent_hours_mode", "must be drop or defer")
+        values["silent_hours_mode"] = silent_hours_mode
+    if default_timezone is not None:
+        if zone_or_none(default_timezone) is None:
+            raise InvalidRequest.of(
+                "default_timezone", "must be an IANA time zone, like Europe/Berlin or UTC"
+            )
+        values["default_timezone"] = default_timezone
     if engagement_days is not None:
         values["engagement_days"] = rules.check_engagement_days(engagement_days)
     if frequency_cap is not None:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from pushcamp.domain.launches import slot
+from pushcamp.domain.local_time import parse_wall_time, send_groups
 from pushcamp.store import statistics
 from pushcamp.store.models import (
     Delivery,
@@ -26,6 +27,7 @@ from pushcamp.store.models import (
     IdempotencyKey,
     Launch,
     LaunchBatch,
+    Partner,
     Subscriber,
 )
 
@@ -248,6 +250,149 @@ def take_send_slot(
     return start, end
 
 
+# --- local time and deferred sends ----------------------------------------------------
+
+
+def batch_due(now: datetime) -> Any:
+    """The condition a batch may be claimed (or published) under at ``now``: it has no
+    ``not_before`` or it has passed (local-time batches, deferred sends)."""
+    return or_(LaunchBatch.not_before.is_(None), LaunchBatch.not_before <= now)
+
+
+def zone_ranges(conn: Connection, partner_id: str) -> list[tuple[str | None, int, int]]:
+    """The partner's active subscribers by stored time zone: ``(timezone, min id, max
+    id)``, NULL zones as None (one grouped scan; a local-time plan is made from it)."""
+    rows = conn.execute(
+        select(Subscriber.timezone, func.min(Subscriber.id), func.max(Subscriber.id))
+        .where(Subscriber.partner_id == partner_id, Subscriber.active.is_(True))
+        .group_by(Subscriber.timezone)
+    ).all()
+    return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+def plan_local_batches(conn: Connection, launch_id: int, groups: Sequence[LocalGroup]) -> int:
+    """Write a local-time launch's plan: for each group of zones sharing one send
+    instant, batches over the group's id range with that ``not_before``, its window end
+    and its zone filter. Returns the number of batches."""
+    rows: list[dict[str, Any]] = []
+    per_group = max(1, MAX_BATCHES // max(1, len(groups)))
+    for g in groups:
+        span = max(MIN_BATCH_SPAN, -(-(g.hi - g.lo + 1) // per_group))
+        for start in range(g.lo, g.hi + 1, span):
+            rows.append(
+                {
+                    "launch_id": launch_id,
+                    "lo": start,
+                    "hi": min(start + span - 1, g.hi),
+                    "status": BATCH_PENDING,
+                    "not_before": g.not_before,
+                    "send_until": g.send_until,
+                    "subset": g.subset,
+                }
+            )
+    if rows:
+        conn.execute(insert(LaunchBatch), rows)
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGroup:
+    """The subscribers of a local-time launch who get it at one instant."""
+
+    not_before: datetime
+    send_until: datetime
+    subset: dict[str, Any]
+    lo: int
+    hi: int
+
+
+def plan_for(conn: Connection, launch_id: int, partner_id: str, request: Any, now: datetime) -> int:
+    """The launch's batch plan when it starts (``request``: its LaunchRequest): by id
+    ranges (:func:`plan_batches`), or, with ``send_at_local``, one group of batches per
+    send instant (docs/delivery.md, "Local-time launches"). Returns the batch count."""
+    wall = getattr(request, "send_at_local", None)
+    if wall is None:
+        return plan_batches(conn, launch_id, partner_id)
+    minutes = parse_wall_time(wall)
+    assert minutes is not None
+    window = timedelta(minutes=request.send_at_local_window_minutes or 60)
+    default = conn.execute(
+        select(Partner.default_timezone).where(Partner.id == partner_id)
+    ).scalar_one_or_none()
+    ranges = zone_ranges(conn, partner_id)
+    if not ranges:
+        return 0
+    default_at, others = send_groups(now, minutes, [z for z, _, _ in ranges], default)
+    bounds = {z: (lo, hi) for z, lo, hi in ranges}
+    listed = [name for names in others.values() for name in names]
+    groups: list[LocalGroup] = []
+    for at, names in sorted(others.items()):
+        groups.append(
+            LocalGroup(
+                at,
+                at + window,
+                {"tz_in": sorted(names)},
+                min(bounds[n][0] for n in names),
+                max(bounds[n][1] for n in names),
+            )
+        )
+    rest = [b for z, b in bounds.items() if z is None or z not in set(listed)]
+    if rest:
+        groups.append(
+            LocalGroup(
+                default_at,
+                default_at + window,
+                {"tz_not_in": sorted(listed)},
+                min(lo for lo, _ in rest),
+                max(hi for _, hi in rest),
+            )
+        )
+    return plan_local_batches(conn, launch_id, groups)
+
+
+def add_deferred_batches(
+    conn: Connection, launch_id: int, deferred: dict[datetime, list[int]]
+) -> int:
+    """Batches for subscribers held back by silent hours (mode ``defer``): one per
+    instant, holding exactly those ids, not claimed before it; counted in the launch's
+    ``batches_total``. Written in the transaction that marks their batch done, so a batch
+    taken again after a crash decides again and nobody is deferred twice."""
+    rows = [
+        {
+            "launch_id": launch_id,
+            "lo": min(ids),
+            "hi": max(ids),
+            "status": BATCH_PENDING,
+            "not_before": moment,
+            "subset": {"ids": sorted(ids)},
+        }
+        for moment, ids in sorted(deferred.items())
+        if ids
+    ]
+    if rows:
+        conn.execute(insert(LaunchBatch), rows)
+        conn.execute(
+            update(Launch)
+            .where(Launch.id == launch_id)
+            .values(batches_total=Launch.batches_total + len(rows))
+        )
+    return len(rows)
+
+
+def _subset_filter(subset: dict[str, Any] | None) -> Any:
+    """The SQL condition of a batch's subset (None: everyone in its range)."""
+    if not subset:
+        return None
+    s = Subscriber
+    if "ids" in subset:
+        return s.id.in_([int(i) for i in subset["ids"]])
+    if "tz_in" in subset:
+        return s.timezone.in_(list(subset["tz_in"]))
+    # The default zone's group: zones unknown or not named by another group.
+    others = list(subset.get("tz_not_in") or [])
+    return or_(s.timezone.is_(None), s.timezone.not_in(others)) if others else true()
+
+
 # --- claiming ---------------------------------------------------------------------------
 
 
@@ -257,6 +402,10 @@ class BatchRow:
     launch_id: int
     lo: int
     hi: int
+    # Local-time batches and deferred sends (0013): None when not used.
+    not_before: datetime | None = None
+    send_until: datetime | None = None
+    subset: dict[str, Any] | None = None
 
 
 def claim_batch(
@@ -273,6 +422,7 @@ def claim_batch(
                 LaunchBatch.status == BATCH_PENDING,
                 and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now),
             ),
+            batch_due(now),
         )
         .order_by(LaunchBatch.id)
         .limit(1)
@@ -302,6 +452,7 @@ def claim_batch_by_id(
         .where(
             LaunchBatch.id == batch_id,
             Launch.status.in_(list(runnable)),
+            batch_due(now),
             or_(
                 LaunchBatch.status == BATCH_PENDING,
                 and_(LaunchBatch.status == BATCH_CLAIMED, LaunchBatch.claimed_until < now),
@@ -326,7 +477,15 @@ def _take(
         update(LaunchBatch)
         .where(LaunchBatch.id == batch_id)
         .values(status=BATCH_CLAIMED, claimed_by=worker, claimed_until=now + lease)
-        .returning(LaunchBatch.id, LaunchBatch.launch_id, LaunchBatch.lo, LaunchBatch.hi)
+        .returning(
+            LaunchBatch.id,
+            LaunchBatch.launch_id,
+            LaunchBatch.lo,
+            LaunchBatch.hi,
+            LaunchBatch.not_before,
+            LaunchBatch.send_until,
+            LaunchBatch.subset,
+        )
     ).one()
     return BatchRow(*row)
 
@@ -421,6 +580,7 @@ def audience_page(
     language: str | None,
     target: tuple[str, Sequence[str]] | None,
     engaged_since: datetime | None,
+    subset: dict[str, Any] | None = None,
 ) -> list[Recipient]:
     """The next page (ids > ``after``) of the batch's audience that has no delivery
     record for this launch yet: active, in the language (None: any), matching the
@@ -458,6 +618,8 @@ def audience_page(
         stmt = stmt.where(column.in_(list(values)))
     if engaged_since is not None:
         stmt = stmt.where(s.last_engaged_at >= engaged_since)
+    if (only := _subset_filter(subset)) is not None:
+        stmt = stmt.where(only)
     return [
         Recipient(*row[:6], vouched=bool(row[6]), language=row[7], attributes=row[8])
         for row in conn.execute(stmt).all()

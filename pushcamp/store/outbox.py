@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from pushcamp.store.launches import BATCH_CLAIMED, BATCH_DONE, BATCH_PENDING
+from pushcamp.store.launches import BATCH_CLAIMED, BATCH_DONE, BATCH_PENDING, batch_due
 from pushcamp.store.models import Launch, LaunchBatch
 
 
@@ -36,6 +36,7 @@ def due_for_publishing(
     two publishers never hand over the same batch at once."""
     pending = and_(
         LaunchBatch.status == BATCH_PENDING,
+        batch_due(now),  # a local-time or deferred batch is handed over when it is due
         or_(LaunchBatch.published_at.is_(None), LaunchBatch.published_at < republish_before),
     )
     orphaned = and_(

@@ -121,6 +121,10 @@ class SenderContext:
     frequency_cap: int | None
     silent_start: int | None
     silent_end: int | None
+    # Local-time launches and silent hours (docs/delivery.md): the zone of subscribers
+    # whose own is unknown (None: UTC), and whether silent hours drop or defer.
+    default_timezone: str | None = None
+    silent_hours_mode: str = "drop"
 
 
 def get_sender_context(conn: Connection, partner_id: str) -> SenderContext | None:
@@ -135,6 +139,8 @@ def get_sender_context(conn: Connection, partner_id: str) -> SenderContext | Non
         Partner.frequency_cap,
         Partner.silent_start,
         Partner.silent_end,
+        Partner.default_timezone,
+        Partner.silent_hours_mode,
     )
     if row is None:
         return None
@@ -147,6 +153,8 @@ def get_sender_context(conn: Connection, partner_id: str) -> SenderContext | Non
         frequency_cap=row[5],
         silent_start=row[6],
         silent_end=row[7],
+        default_timezone=row[8],
+        silent_hours_mode=row[9] or "drop",
     )
 
 

@@ -18,6 +18,9 @@ class AudienceSettings:
     frequency_cap: int | None
     silent_start: int | None
     silent_end: int | None
+    # "drop" or "defer" (docs/delivery.md); the zone of subscribers without one (None: UTC).
+    silent_hours_mode: str = "drop"
+    default_timezone: str | None = None
 
 
 def get_audience(conn: Connection, partner_id: str) -> AudienceSettings | None:
@@ -27,12 +30,14 @@ def get_audience(conn: Connection, partner_id: str) -> AudienceSettings | None:
             Partner.frequency_cap,
             Partner.silent_start,
             Partner.silent_end,
+            Partner.silent_hours_mode,
+            Partner.default_timezone,
         ).where(Partner.id == partner_id)
     ).one_or_none()
     return AudienceSettings(*row) if row else None
 
 
-def update_audience(conn: Connection, partner_id: str, values: dict[str, int | None]) -> bool:
+def update_audience(conn: Connection, partner_id: str, values: dict[str, int | str | None]) -> bool:
     """Set some of ``engagement_days``, ``frequency_cap``, ``silent_start``/``silent_end``;
     False when the partner does not exist."""
     stmt = update(Partner).where(Partner.id == partner_id)

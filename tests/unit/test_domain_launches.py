@@ -861,6 +861,7 @@ def test_drop_reasons_are_the_statistics_labels() -> None:
         "internalErrors",
         "payloadTooLarge",
         "senderRefused",  # provisional: removed by a resume, else serviceProviderErrors
+        "localTimeMissed",  # a local-time launch's window passed (internalErrors)
     }
 
 
