@@ -203,3 +203,25 @@ def test_ab_split_per_arm_statistics_and_winner(
         assert v["clicks"] == str(clicks[title]), v
         assert v["ctr"] == f"{100 * clicks[title] / n + 1e-9:.2f}%", v
     assert [v["winner"] for v in after] == [True, False]
+
+
+def test_the_panel_shows_the_arms_and_the_winner(
+    server: Any, sim: PushServiceSimulator, ab_launch: dict[str, Any]
+) -> None:
+    from tests.panel.conftest import sign_in
+
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        arms = metrics(client, ab_launch)["variants"]
+    with sign_in(server, ab_launch["tenant"].token) as panel:
+        page = panel.get(f"/panel/campaigns/{ab_launch['campaign_id']}")
+    assert page.status_code == 200, page.text
+    assert 'id="variants"' in page.text
+    winner = next((v for v in arms if v["winner"]), None)
+    rows = page.text.split('<table class="variants">')[1].split("</table>")[0]
+    if winner is None:
+        assert "<strong>Winner</strong>" not in rows
+    else:
+        marked = rows.split('class="winner"')[1].split("</tr>")[0]
+        assert winner["title"] in marked and "<strong>Winner</strong>" in marked
+    for v in arms:
+        assert f">{v['title']}<" in rows
