@@ -120,3 +120,58 @@ def test_silent_hours_end(
 ) -> None:
     found = silent_hours_end(utc(now), zone, *hours)
     assert found == (None if expected is None else utc(expected))
+
+
+def test_send_groups_share_an_instant_and_unknown_zones_take_the_default() -> None:
+    from pushcamp.domain.local_time import send_groups
+
+    now = utc("2030-06-01T00:00:00")
+    default_at, others = send_groups(
+        now, 600, ["Europe/Berlin", "Europe/Paris", "Asia/Tokyo", None, "Bogus/Zone", "UTC"], "UTC"
+    )
+    assert default_at == utc("2030-06-01T10:00:00")  # UTC itself joins the default group
+    assert others == {
+        utc("2030-06-01T08:00:00"): ["Europe/Berlin", "Europe/Paris"],
+        utc("2030-06-01T01:00:00"): ["Asia/Tokyo"],  # 09:00 JST now
+    }
+
+
+def test_silent_hours_defer_only_within_the_ttl() -> None:
+    from pushcamp.delivery.decisions import silent_defer_to
+
+    now = utc("2030-06-01T06:59:42")
+    assert silent_defer_to(now, "UTC", 1320, 420, utc("2030-06-01T08:00:00")) == utc(
+        "2030-06-01T07:00:00"
+    )
+    assert silent_defer_to(now, "UTC", 1320, 420, utc("2030-06-01T07:00:00")) == utc(
+        "2030-06-01T07:00:00"
+    )
+    assert silent_defer_to(now, "UTC", 1320, 420, utc("2030-06-01T06:59:59")) is None
+    assert silent_defer_to(now, "Asia/Tokyo", 1320, 420, utc("2030-06-02T00:00:00")) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"send_at_local": "10:00"}, ("10:00", 60)),
+        ({"send_at_local": "23:59", "send_at_local_window_minutes": 1440}, ("23:59", 1440)),
+        ({}, (None, None)),
+        ({"send_at_local": None, "send_at_local_window_minutes": None}, (None, None)),
+    ],
+)
+def test_send_at_local_parses(body: dict[str, object], expected: tuple[object, object]) -> None:
+    from pushcamp.domain.launches import parse_launch
+
+    request = parse_launch(
+        {
+            "partner_id": "p",
+            "title": "t",
+            "description": "d",
+            "link": "https://x.example",
+            "ttl": 60,
+            **body,
+        },
+        is_all=True,
+        now=utc("2030-06-01T00:00:00"),
+    )
+    assert (request.send_at_local, request.send_at_local_window_minutes) == expected
