@@ -83,6 +83,10 @@ class Preview:
     icon: str | None
     image: str | None
     link: str | None
+    # pushcamp's richer notifications (docs/delivery.md): the buttons, as
+    # (title, link), and the badge's URL.
+    actions: tuple[tuple[str, str], ...] = ()
+    badge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,12 @@ class CampaignPage:
     preview: Preview | None
     progress: Progress
     report: CampaignReport | None
+    # The latest launch's schedule and rate (docs/delivery.md): ``send_at`` (its
+    # not-before time), ``send_at_local`` (a wall-clock time in each subscriber's zone)
+    # and ``max_per_minute``; None when it has none.
+    send_at: datetime | None = None
+    send_at_local: str | None = None
+    max_per_minute: int | None = None
 
 
 def _live_campaign(db: Database, partner_id: str, campaign_id: int) -> campaigns_q.CampaignRow:
@@ -174,14 +184,20 @@ def campaign_page(db: Database, partner_id: str, campaign_id: int) -> CampaignPa
         launches = launches_q.launches_of_campaign(conn, partner_id, campaign_id)
     default_icon = partners.get_partner(db, partner_id).default_icon
     preview = None
-    if launches:
-        request = launches[-1].request
+    latest = launches[-1] if launches else None
+    if latest is not None:
+        request = latest.request
         preview = Preview(
             title=str(request.get("title") or row.title),
             body=str(request.get("description") or ""),
             icon=request.get("image") or default_icon,
             image=request.get("banner"),
             link=request.get("link"),
+            actions=tuple(
+                (str(a.get("title", "")), str(a.get("link", "")))
+                for a in request.get("actions") or ()
+            ),
+            badge=request.get("badge"),
         )
     return CampaignPage(
         id=row.id,
@@ -192,6 +208,9 @@ def campaign_page(db: Database, partner_id: str, campaign_id: int) -> CampaignPa
         preview=preview,
         progress=_progress(db, partner_id, row),
         report=statistics.campaign_report(db, partner_id, campaign_id),
+        send_at=latest.not_before if latest is not None else None,
+        send_at_local=latest.request.get("send_at_local") if latest is not None else None,
+        max_per_minute=latest.max_per_minute if latest is not None else None,
     )
 
 

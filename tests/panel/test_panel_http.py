@@ -384,6 +384,54 @@ def test_the_campaign_page_shows_the_notification_chart_and_breakdowns(
         assert headers["cache-control"] == "no-store"
 
 
+def test_the_campaign_page_shows_the_schedule_rate_buttons_and_badge(
+    server: ServerProcess, client: httpx.Client, db: Database
+) -> None:
+    """A scheduled, throttled launch with buttons and a badge (docs/delivery.md): the
+    page says when and at what rate it sends, and the preview shows the buttons (their
+    titles escaped) and the badge."""
+    from datetime import UTC, datetime, timedelta
+
+    tenant = Tenant(db, v1_limit=10_000)
+    campaign_id = new_campaign(client, tenant, "Scheduled sale")
+    send_at = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    body = tenant.body(
+        title="Sale",
+        description="Soon",
+        link="https://shop.example/sale",
+        ttl=3600,
+        send_at=send_at.isoformat(),
+        max_per_minute=1500,
+        actions=[
+            {"title": "Shop <now>", "link": "https://shop.example/now"},
+            {"title": "Later", "link": "https://shop.example/later"},
+        ],
+        badge="https://shop.example/badge.png",
+    )
+    answer = client.post(f"/v1/single/{campaign_id}", json=body, headers=tenant.auth)
+    assert answer.status_code == 200, answer.text
+    with sign_in(server, tenant.token) as c:
+        html = c.get(f"/panel/campaigns/{campaign_id}").text
+    facts = html.split('<dl class="facts">', 1)[1].split("</dl>", 1)[0]
+    assert "<dd>Scheduled</dd>" in facts
+    assert f'data-field="send-at">{send_at:%Y-%m-%d %H:%M} UTC<' in facts
+    assert 'data-field="max-per-minute">at most 1,500 a minute<' in facts
+    preview = html.split('id="preview"', 1)[1].split("</section>", 1)[0]
+    assert '<img class="badge" src="https://shop.example/badge.png"' in preview
+    assert re.findall(r'<a class="action" href="([^"]+)"[^>]*>([^<]*)</a>', preview) == [
+        ("https://shop.example/now", "Shop &lt;now&gt;"),
+        ("https://shop.example/later", "Later"),
+    ]
+    # A launch without them shows none of it.
+    plain = new_campaign(client, tenant, "Plain")
+    body = tenant.body(title="Plain", description="x", link="https://shop.example/", ttl=60)
+    assert client.post(f"/v1/single/{plain}", json=body, headers=tenant.auth).status_code == 200
+    with sign_in(server, tenant.token) as c:
+        html = c.get(f"/panel/campaigns/{plain}").text
+    for marker in ('data-field="send-at"', "max-per-minute", 'class="badge"', 'class="action"'):
+        assert marker not in html
+
+
 def test_the_subscribers_page_counts_and_draws_growth(
     server: ServerProcess, launched: Launched
 ) -> None:
