@@ -32,11 +32,31 @@ def pytest_report_header() -> str:
     return f"pushcamp backend: {BACKEND}"
 
 
+# The browser tiers drive a real browser against a real server; what they prove is the
+# browser side (SDK, service worker, panel pages), which does not depend on the database
+# under the server. They run once, on the SQLite leg, so that CI stays short; the
+# integration tier proves the same server paths on both backends.
+BROWSER_TIERS = (
+    "tests/browser/",
+    "tests/e2e/",
+    "tests/panel/test_panel_browser.py",
+    "tests/panel/test_panel_live.py",
+)
+
+
+def _in_browser_tier(item: pytest.Item) -> bool:
+    path = item.path.as_posix()
+    return any(f"/{tier}" in path or path.endswith(f"/{tier}") for tier in BROWSER_TIERS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip = pytest.mark.skip(reason="needs PUSHCAMP_TEST_DATABASE_URL (PostgreSQL)")
+    once = pytest.mark.skip(reason="browser tier: runs once, on the SQLite leg")
     for item in items:
         if "postgres_only" in item.keywords and BACKEND != "postgresql":
             item.add_marker(skip)
+        elif BACKEND == "postgresql" and _in_browser_tier(item):
+            item.add_marker(once)
 
 
 @pytest.fixture(scope="session")

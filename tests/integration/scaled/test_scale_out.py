@@ -47,7 +47,9 @@ from pushcamp.testing.process import ServerProcess, WorkerProcess
 from pushcamp.testing.simulator import Fault, PushServiceSimulator, SimulatedSubscription
 from tests.integration.scaled.test_celery_runner import PARTNER, OwnRedis, Setup, _wait_ended
 
-pytestmark = pytest.mark.slow
+# The scaled-out layout's backend is PostgreSQL (docs/deploy.md): these tests, minutes
+# long at 100,000 subscribers, run on the PostgreSQL leg only.
+pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
 
 AUDIENCE = int(os.environ.get("PUSHCAMP_TEST_SCALE_AUDIENCE", "100000"))
 PAGE_SIZE = 500  # the engine's keyset page: what one worker thread has in hand at most
