@@ -2,7 +2,8 @@
 ``pushcamp serve`` with in-process delivery off (it records launches and publishes their
 batches), two ``pushcamp worker`` processes on a Redis broker of this module's own
 (a database number nobody else uses, flushed before and after, and a queue of its own),
-a fresh PostgreSQL database and the push-service simulator.
+a fresh database of the backend under test (SQLite or PostgreSQL) and the push-service
+simulator.
 
 * a launch scheduled a few seconds ahead (``send_at``) is not sent before its time and is
   sent by the workers after it, each subscriber once (arrival times at the simulator);
@@ -56,7 +57,7 @@ from tests.integration.webhooks.test_webhooks import verified
 BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_FEATURES_URL", "redis://127.0.0.1:6379/11")
 LEAD = 4.0  # how far ahead the scheduled launch is (real seconds waited)
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
+pytestmark = [pytest.mark.slow]
 
 
 @contextmanager
