@@ -1,6 +1,8 @@
 """All configuration in one typed place, read from the environment (``PUSHCAMP_*``).
 
-No other module reads ``os.environ``; everything takes a :class:`Settings`.
+Everything takes a :class:`Settings`; the only other ``PUSHCAMP_*`` variables read are
+``PUSHCAMP_CLOCK_OFFSET_SECONDS`` (pushcamp/clock.py, a testing aid) and
+``PUSHCAMP_DEMO_DIR`` (pushcamp/demo.py, where ``pushcamp demo`` keeps its files).
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = 5.0
     # Delivery (the fan-out engine). In the embedded default it runs inside the server.
     delivery_in_process: bool = Field(
-        default=True, description="Run the fan-out engine inside the API server process."
+        default=True,
+        description="Without a broker, run the fan-out engine inside the API server process; "
+        "false requires PUSHCAMP_BROKER_URL (with one, the server never sends).",
     )
     delivery_workers: int = Field(default=4, ge=1, le=64, description="Batches sent at once.")
     delivery_lease_seconds: float = Field(
