@@ -5,6 +5,9 @@ syntax tree, so that an import inside a function or under ``TYPE_CHECKING`` coun
   layers that do I/O (``webpush``, ``store``, ``api``, ``services``, ``delivery``).
 - ``webpush/`` is a library of its own: it imports nothing of pushcamp outside itself.
 - Nothing below ``api/`` imports ``pushcamp.api``.
+- ``panel/`` and ``api/routes/`` only shape what the service layer returns: no SQL, and
+  the panel never reaches into ``store/`` or ``delivery/`` (docs: ARCHITECTURE, "Read
+  models").
 """
 
 from __future__ import annotations
@@ -133,6 +136,25 @@ def test_nothing_below_the_api_imports_it(layer: str) -> None:
     files = _files(layer)
     assert files, f"{layer} not found"
     assert _violations(files, lambda m: _within(m, "pushcamp.api")) == []
+
+
+PANEL_FORBIDDEN = ("sqlalchemy", "alembic", "pushcamp.store", "pushcamp.delivery")
+
+
+def test_the_panel_goes_through_the_service_layer() -> None:
+    files = _files("panel")
+    assert len(files) > 3
+    problems = _violations(files, lambda m: any(_within(m, banned) for banned in PANEL_FORBIDDEN))
+    assert problems == []
+
+
+def test_the_api_routes_hold_no_sql() -> None:
+    files = _files("api/routes")
+    assert len(files) > 3
+    problems = _violations(
+        files, lambda m: any(_within(m, banned) for banned in ("sqlalchemy", "alembic"))
+    )
+    assert problems == []
 
 
 def test_the_domain_payload_limit_is_the_protocols() -> None:
