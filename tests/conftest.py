@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,9 +175,13 @@ def run_cli(
     return result
 
 
-def recorded_launch(db: Database, partner_id: str) -> int:
+def recorded_launch(
+    db: Database, partner_id: str, request: dict[str, Any] | None = None, *, is_all: bool = False
+) -> int:
     """A real launch of the partner (a campaign and its launch row, ended, with nothing
-    to send): what an event token must name for its events to count."""
+    to send): what an event token must name for its events to count. ``request`` is the
+    stored launch request (its notification's buttons, for instance); ``is_all`` makes
+    the campaign an is_all one launched once."""
     from datetime import UTC, datetime
 
     from pushcamp.store import campaigns as campaigns_q
@@ -186,7 +191,7 @@ def recorded_launch(db: Database, partner_id: str) -> int:
         partner_id=partner_id,
         title=f"events {secrets.token_hex(6)}",
         language="all_ALL",
-        is_all=False,
+        is_all=is_all,
         status="Sent",
     )
     with db.write() as conn:
@@ -196,8 +201,8 @@ def recorded_launch(db: Database, partner_id: str) -> int:
             conn,
             partner_id=partner_id,
             campaign_id=campaign_id,
-            once=False,
+            once=is_all,
             status="Sent",
-            request={},
+            request=request or {},
             now=datetime.now(UTC),
         )

@@ -5,9 +5,7 @@ carries one. A refused report writes nothing, so the real click can still be rep
 
 from __future__ import annotations
 
-import secrets
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,9 +15,7 @@ from pushcamp.domain.event_tokens import sign
 from pushcamp.domain.launch_codec import request_to_dict
 from pushcamp.domain.launches import parse_launch
 from pushcamp.store import Database
-from pushcamp.store import campaigns as campaigns_q
-from pushcamp.store import launches as launches_q
-from tests.conftest import Tenant
+from tests.conftest import Tenant, recorded_launch
 from tests.integration.subscribers.conftest import events, signing_key, subscriber, subscription
 
 BUTTONS = [
@@ -44,25 +40,7 @@ def launch_with(db: Database, tenant: Tenant, actions: list[dict[str, str]] | No
     if actions is None:
         for name in ("actions", "badge", "require_interaction", "renotify", "silent"):
             del request[name]
-    row = campaigns_q.NewCampaignRow(
-        partner_id=tenant.partner_id,
-        title=f"buttons {secrets.token_hex(6)}",
-        language="all_ALL",
-        is_all=True,
-        status="Sent",
-    )
-    with db.write() as conn:
-        [campaign_id] = campaigns_q.insert_campaigns(conn, [row])
-        assert campaign_id is not None
-        return launches_q.insert_launch(
-            conn,
-            partner_id=tenant.partner_id,
-            campaign_id=campaign_id,
-            once=True,
-            status="Sent",
-            request=request,
-            now=datetime.now(UTC),
-        )
+    return recorded_launch(db, tenant.partner_id, request, is_all=True)
 
 
 def token_for(
