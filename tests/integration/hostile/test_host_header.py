@@ -5,9 +5,6 @@ the request is never cacheable."""
 
 from __future__ import annotations
 
-import json
-
-import http_ece
 import httpx
 import pytest
 
@@ -21,6 +18,7 @@ from tests.integration.launch.conftest import (
     add_subscribers,
     create_campaign,
     launch_body,
+    received_payload,
     wait_for_launches,
 )
 
@@ -136,8 +134,4 @@ def test_the_event_url_in_pushed_payloads_never_comes_from_the_launch_requests_h
             [launch] = wait_for_launches(client, tenant, campaign_id)
         assert launch["sent"] == 2
         for sub in subs:
-            (message,) = sim.messages(sub)
-            plain = http_ece.decrypt(
-                message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
-            )
-            assert json.loads(plain)["events_url"] == f"{PUBLIC_URL}/v1/events"
+            assert received_payload(sim, sub)["events_url"] == f"{PUBLIC_URL}/v1/events"

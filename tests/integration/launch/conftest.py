@@ -3,11 +3,13 @@ thread) and helpers that make subscribers at it and follow a launch to its end."
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import http_ece
 import httpx
 import pytest
 
@@ -61,6 +63,17 @@ def add_subscribers(
             conn, partner_id, rows, now, engaged_at=now if engaged else now - timedelta(days=365)
         )
     return made
+
+
+def received_payload(sim: PushServiceSimulator, sub: SimulatedSubscription) -> dict[str, Any]:
+    """The one notification ``sub`` received at the simulator, decrypted with http_ece (a
+    library pushcamp did not write) and parsed."""
+    (message,) = sim.messages(sub)
+    plain = http_ece.decrypt(
+        message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
+    )
+    payload: dict[str, Any] = json.loads(plain)
+    return payload
 
 
 def launch_body(partner_id: str, **fields: Any) -> dict[str, Any]:

@@ -24,29 +24,20 @@ from sqlalchemy import func, select
 from pushcamp.store import Database
 from pushcamp.store.models import Launch, Subscriber
 from pushcamp.testing.process import ServerProcess
-from pushcamp.testing.simulator import PushServiceSimulator, SimulatedSubscription
+from pushcamp.testing.simulator import PushServiceSimulator
 from pushcamp.webpush import MAX_MESSAGE_SIZE
 from tests.conftest import Tenant
 from tests.integration.launch.conftest import (
     add_subscribers,
     create_campaign,
     launch_body,
+    received_payload,
     wait_for_launches,
 )
 
 # The largest plaintext one aes128gcm record of 4096 bytes carries (RFC 8291: an 86-byte
 # header with a 65-byte key, a 16-byte tag, one padding delimiter byte).
 MAX_PLAINTEXT = 4096 - 86 - 16 - 1
-
-
-def received(sim: PushServiceSimulator, sub: SimulatedSubscription) -> dict[str, Any]:
-    """The one notification ``sub`` received, decrypted with http_ece and parsed."""
-    (message,) = sim.messages(sub)
-    plain = http_ece.decrypt(
-        message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
-    )
-    payload: dict[str, Any] = json.loads(plain)
-    return payload
 
 
 def launch_to(
@@ -96,7 +87,7 @@ def test_delivered_and_clicks_count_the_events_reported_with_the_pushed_tokens(
     campaign_id, launches = launch_to(client, tenant)
     assert [(launch["status"], launch["sent"]) for launch in launches] == [("Sent", 3)]
     assert counters(client, tenant, campaign_id) == (0, 0)
-    payloads = [received(sim, sub) for sub in subs]
+    payloads = [received_payload(sim, sub) for sub in subs]
     assert all(p["events_url"] == f"{server.url}/v1/events" for p in payloads)
 
     for payload in payloads:
@@ -121,7 +112,7 @@ def test_a_click_refreshes_engagement_a_delivery_does_not_a_visit_does(
     assert all(value is not None for value in before.values())
     _, launches = launch_to(client, tenant, include_unengaged=True)
     assert launches[0]["sent"] == 2
-    payload = received(sim, clicked)
+    payload = received_payload(sim, clicked)
 
     assert report(payload, "delivered").status_code == 200
     assert engaged_at(db, clicked.endpoint) == before[clicked.endpoint]

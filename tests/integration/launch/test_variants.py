@@ -5,32 +5,22 @@ split, the per-arm statistics from real delivered and clicked events, and the wi
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
-import http_ece
 import httpx
 import pytest
 
 from pushcamp.store import Database
-from pushcamp.testing.simulator import PushServiceSimulator, SimulatedSubscription
+from pushcamp.testing.simulator import PushServiceSimulator
 from tests.integration.launch.conftest import (
     add_subscribers,
     create_campaign,
     launch_body,
+    received_payload,
     wait_for_launches,
 )
 from tests.integration.launch.test_statistics import TODAY
-
-
-def received(sim: PushServiceSimulator, sub: SimulatedSubscription) -> dict[str, Any]:
-    [message] = sim.messages(sub)
-    plain = http_ece.decrypt(
-        message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
-    )
-    data: dict[str, Any] = json.loads(plain)
-    return data
 
 
 def launch(client: httpx.Client, tenant: Any, **fields: Any) -> tuple[int, httpx.Response]:
@@ -76,7 +66,7 @@ def test_each_subscriber_gets_its_language_and_its_attributes(
         [done] = wait_for_launches(client, tenant, campaign_id)
         assert done["status"] == "Sent" and done["sent"] == 4, done
     subs = {"turkish": turkish, "turkish_anon": turkish_anon, "english": english}
-    got = {name: received(sim, sub) for name, sub in (subs | {"german": german}).items()}
+    got = {name: received_payload(sim, sub) for name, sub in (subs | {"german": german}).items()}
     assert (got["turkish"]["title"], got["turkish"]["body"]) == ("Merhaba Ayşe", "İzmir indirim")
     assert (got["turkish_anon"]["title"], got["turkish_anon"]["body"]) == (
         "Merhaba dostum",
@@ -170,7 +160,7 @@ def metrics(client: httpx.Client, ab: dict[str, Any]) -> dict[str, Any]:
 def test_ab_split_per_arm_statistics_and_winner(
     server: Any, sim: PushServiceSimulator, ab_launch: dict[str, Any]
 ) -> None:
-    payloads = [received(sim, sub) for sub in ab_launch["subs"]]
+    payloads = [received_payload(sim, sub) for sub in ab_launch["subs"]]
     arms = Counter((p["title"], p["body"]) for p in payloads)
     assert set(arms) == {("Arm A", "first text"), ("Arm B", "second text")}
     # 50/50 of 400 within a tolerance (4.5 standard deviations of a fair split).

@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import http_ece
 import httpx
 import pytest
 import redis
@@ -40,9 +39,9 @@ from pushcamp.services import partners, tokens
 from pushcamp.settings import Settings
 from pushcamp.store import Database
 from pushcamp.testing.process import ServerProcess, WorkerProcess
-from pushcamp.testing.simulator import Fault, PushServiceSimulator, SimulatedSubscription
+from pushcamp.testing.simulator import Fault, PushServiceSimulator
 from tests.conftest import fresh_database
-from tests.integration.launch.conftest import add_subscribers, launch_body
+from tests.integration.launch.conftest import add_subscribers, launch_body, received_payload
 from tests.integration.launch.test_statistics import TODAY
 from tests.integration.scaled.test_celery_runner import _batch_workers, _unavailable, _wait_ended
 from tests.integration.webhooks.conftest import (  # noqa: F401  (the receivers fixture)
@@ -150,15 +149,6 @@ def _campaign(api: httpx.Client, partner_id: str) -> int:
     return int(created.json()["campaign_id"])
 
 
-def _decrypted(sim: PushServiceSimulator, sub: SimulatedSubscription) -> dict[str, Any]:
-    [message] = sim.messages(sub)
-    plain = http_ece.decrypt(
-        message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
-    )
-    data: dict[str, Any] = json.loads(plain)
-    return data
-
-
 def test_a_scheduled_launch_is_sent_by_the_workers_at_its_time(cluster: Cluster) -> None:
     partner_id, api = cluster.partner()
     audience = 1000  # two batches: both workers take part
@@ -217,7 +207,7 @@ def test_an_ab_launch_on_two_workers(cluster: Cluster) -> None:
         },
     )
     assert metrics.status_code == 200, metrics.text
-    payloads = [_decrypted(cluster.sim, s) for s in subs]  # one message each
+    payloads = [received_payload(cluster.sim, s) for s in subs]  # one message each
     arms = Counter((p["title"], p["body"]) for p in payloads)
     assert set(arms) == {("Arm A", "first text"), ("Arm B", "second text")}, arms
     # 30/70 of 1000: 300 expected, sd 14.5; 4.5 sd either side.

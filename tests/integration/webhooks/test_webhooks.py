@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import http_ece
 import httpx
 import pytest
 
@@ -39,6 +38,7 @@ from tests.integration.launch.conftest import (
     add_subscribers,
     create_campaign,
     launch_body,
+    received_payload,
     sim,  # noqa: F401  (the module's simulator fixture)
     wait_for_launches,
 )
@@ -94,13 +94,7 @@ def test_a_failing_receiver_gets_every_event_at_least_once_signed_with_backoff(
     (ended,) = wait_for_launches(client, tenant, campaign_id)
     assert ended["status"] == "Sent"
     # The service worker reports with the tokens the pushes carried.
-    payloads = []
-    for sub in subs[:2]:
-        (message,) = sim.messages(sub)
-        plain = http_ece.decrypt(
-            message.body, private_key=sub.private_key, auth_secret=sub.auth, version="aes128gcm"
-        )
-        payloads.append(json.loads(plain))
+    payloads = [received_payload(sim, sub) for sub in subs[:2]]
     for p in payloads:
         r = httpx.post(p["events_url"], json={"type": "delivered", "token": p["token"]})
         assert r.status_code == 200, r.text
