@@ -60,6 +60,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cli, cpu_seconds, peak_rss_mb  # noqa: E402
 from pushcamp.testing.process import ServerProcess, WorkerProcess  # noqa: E402
 from pushcamp.testing.simulator import SimulatorProcess  # noqa: E402
 from pushcamp.webpush import (  # noqa: E402
@@ -81,28 +82,6 @@ FLOOR_PAYLOAD = json.dumps(
     },
     separators=(",", ":"),
 ).encode()
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pushcamp", *args], env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"pushcamp {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:

@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cpu_seconds  # noqa: E402
 from pushcamp.domain.subscribers import NewSubscription  # noqa: E402
 from pushcamp.services import partners, tokens  # noqa: E402
 from pushcamp.settings import Settings  # noqa: E402
@@ -54,15 +55,6 @@ from pushcamp.testing.process import ServerProcess, WorkerProcess  # noqa: E402
 from pushcamp.testing.simulator import SimulatorProcess  # noqa: E402
 
 PARTNER = "100000001"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def backends(admin: str, name: str) -> list[int]:

@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import cli, peak_rss_mb  # noqa: E402
 from pushcamp.settings import Settings  # noqa: E402
 from pushcamp.store import Database  # noqa: E402
 from pushcamp.store.models import Delivery, Subscriber  # noqa: E402
@@ -53,22 +53,6 @@ from pushcamp.testing.process import ServerProcess  # noqa: E402
 from pushcamp.testing.simulator import Fault, SimulatorProcess  # noqa: E402
 
 SMALL_AUDIENCE = 20  # subscribers of each rate-limited partner
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pushcamp", *args], env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"pushcamp {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def subscriptions(sim: SimulatorProcess, count: int, key: str) -> list[dict[str, Any]]:
