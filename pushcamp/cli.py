@@ -74,7 +74,11 @@ def _errors() -> Iterator[None]:
     except PushcampError as exc:
         code = next((c for t, c in _EXIT_CODES.items() if isinstance(exc, t)), 1)
         if isinstance(exc, DependencyUnavailable):
-            err.print(f"[red]error:[/] the database is unreachable ({exc})")
+            # The driver's own words say which failure it was (refused, locked, read-only);
+            # one line of them, never a URL with its password (drivers do not echo it).
+            cause = str(exc.__cause__ or "").strip().splitlines()
+            detail = f": {cause[0][:200]}" if cause else ""
+            err.print(f"[red]error:[/] the database is unreachable ({exc}{detail})")
         else:
             err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(code) from None

@@ -27,6 +27,8 @@ PING_IDLE_SECONDS = 1.0
 
 # Any fixed 64-bit number: serialises concurrent `db upgrade` runs on PostgreSQL.
 _MIGRATION_LOCK_ID = 0x7075736863616D70
+# How long a SQLite migrator waits for others migrating the same file.
+_SQLITE_MIGRATION_WAIT_SECONDS = 120
 
 
 @contextmanager
@@ -237,6 +239,28 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent; safe to run concurrently)."""
+        if not self.is_sqlite:
+            self._migrate()
+            return
+        # Several processes starting on one new SQLite file: besides the write lock (which
+        # _migrate waits for), the first connection's switch to WAL needs the file to
+        # itself, and a process that opened it a moment earlier can be told "database is
+        # locked" before any busy handler runs. The upgrade is one transaction, so trying
+        # it again is safe; give up after the same two minutes _migrate waits for a lock.
+        deadline = time.monotonic() + _SQLITE_MIGRATION_WAIT_SECONDS
+        while True:
+            try:
+                self._migrate()
+                return
+            except DependencyUnavailable as exc:
+                cause = exc.__cause__
+                locked = isinstance(cause, OperationalError) and "locked" in str(cause)
+                if not locked or time.monotonic() > deadline:
+                    raise
+                self.engine.dispose()
+                time.sleep(0.2)
+
+    def _migrate(self) -> None:
         from alembic import command
         from alembic.config import Config
 
@@ -256,7 +280,7 @@ class Database:
                 conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
                 driver = conn.connection.driver_connection
                 assert driver is not None
-                driver.execute("PRAGMA busy_timeout=120000")
+                driver.execute(f"PRAGMA busy_timeout={_SQLITE_MIGRATION_WAIT_SECONDS * 1000}")
             try:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
