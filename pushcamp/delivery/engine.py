@@ -90,7 +90,11 @@ STOP_CHECK_SECONDS = 0.25
 class EngineOptions:
     workers: int = 4  # batches in progress at once in this process
     page_size: int = 500  # subscribers read per keyset page
-    record_every: int = 100  # outcomes buffered before their records are committed
+    # Outcomes are buffered and their records committed together: every ``record_every``
+    # of them, and at the latest ``record_seconds`` after the oldest unwritten one came
+    # (so an answer held back by a slow push service does not hold back the others').
+    record_every: int = 500
+    record_seconds: float = 0.5
     lease_seconds: float = 30.0  # a claimed batch is taken again after this without news
     poll_seconds: float = 1.0  # how often idle workers look for work they were not told of
     per_host: int = 200  # requests in flight per push service
@@ -494,17 +498,47 @@ class DeliveryCore:
         Pausing sets ``halt``: nothing more is posted, and the answers to the messages
         already posted are still recorded, so a resume does not send them again."""
         assert self._sender is not None
-        async for result in self._sender.send_many(messages):
-            recipient = by_endpoint[result.subscription.endpoint]
-            recorder.outcome(recipient, result)
-            if recorder.pending >= self.options.record_every or (
-                not recorder.paused and recorder.may_cross_pause(self._tallies.get(launch_id))
-            ):
-                await recorder.flush()
-            if recorder.paused and not halt.is_set():
-                halt.set()
+        # Answers come in fast: their records are committed ``record_every`` at a time.
+        # One held back (a slow push service, a Retry-After) must not hold back the
+        # others': this task commits whatever has waited ``record_seconds``.
+        stop = asyncio.Event()
+        aged = asyncio.create_task(self._flush_aged(recorder, halt, stop))
+        try:
+            async for result in self._sender.send_many(messages):
+                recipient = by_endpoint[result.subscription.endpoint]
+                recorder.outcome(recipient, result)
+                if recorder.pending >= self.options.record_every or (
+                    not recorder.paused and recorder.may_cross_pause(self._tallies.get(launch_id))
+                ):
+                    await recorder.flush()
+                if recorder.paused and not halt.is_set():
+                    halt.set()
+        finally:
+            stop.set()  # a commit in progress is finished, not abandoned
+            await aged
         await recorder.flush()
         return not recorder.paused
+
+    async def _flush_aged(
+        self, recorder: _Recorder, halt: asyncio.Event, stop: asyncio.Event
+    ) -> None:
+        """Until ``stop``: commit the recorder's rows once the oldest is
+        ``record_seconds`` old."""
+        seconds = self.options.record_seconds
+        while not stop.is_set():
+            wait = recorder.due_in(seconds)
+            try:
+                await asyncio.wait_for(stop.wait(), seconds if wait is None else wait)
+            except TimeoutError:
+                if recorder.due_in(seconds) != 0.0:
+                    continue
+                try:
+                    await recorder.flush()
+                except BaseException:
+                    halt.set()  # post nothing more: the page ends with this error
+                    raise
+                if recorder.paused and not halt.is_set():
+                    halt.set()
 
     async def _drop_by_rules(
         self,
@@ -629,10 +663,17 @@ class _Recorder:
         self.attempts = 0
         self.refusals: Counter[str] = Counter()
         self.paused = False
+        self.oldest = 0.0  # when the oldest unwritten row was added (time.monotonic)
 
     @property
     def pending(self) -> int:
         return len(self.rows)
+
+    def due_in(self, seconds: float) -> float | None:
+        """Seconds until the oldest unwritten row is ``seconds`` old (None: none)."""
+        if not self.rows:
+            return None
+        return max(0.0, self.oldest + seconds - time.monotonic())
 
     def may_cross_pause(self, known: pause_q.PauseTally | None) -> bool:
         """Whether this page's unwritten outcomes, added to the counters last seen, could
@@ -644,6 +685,8 @@ class _Recorder:
         return should_pause(attempts, top)
 
     def _add(self, r: q.Recipient, state: str, reason: str | None, status: int | None) -> None:
+        if not self.rows:
+            self.oldest = time.monotonic()
         self.rows.append(
             {
                 "launch_id": self.launch_id,

@@ -114,8 +114,9 @@ def launched(db: Database, server: ServerProcess, panel_sim: PushServiceSimulato
 
 # --- a launch that stays in Sending ------------------------------------------------------
 
-# The engine commits outcomes 100 at a time (EngineOptions.record_every): with 101
-# subscribers, the first 100 answers are committed while the last one is still waiting.
+# The engine commits outcomes every 500 answers or once the oldest has waited half a second
+# (EngineOptions.record_every, record_seconds): with 101 subscribers, the first 100
+# answers are committed while the last one is still held back.
 FAST = 100
 
 
