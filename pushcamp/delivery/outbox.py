@@ -1,10 +1,10 @@
 """The outbox publisher of the Celery runner: hands batches recorded in the database to
-the broker, one task per batch, and marks them published in the same transaction.
+the broker, one task per batch, once their mark as published is committed.
 
 It runs in the API process and in every worker, so whichever process is up notices a
 launch: one recorded while the broker was down is published when the broker is back
-(publishing fails, the transaction rolls back, the mark stays unset, the next round
-tries again). A task published twice is harmless: the worker claims the batch under a
+(publishing fails, the marks of the batches not handed over are taken back, the next
+round tries again). A task published twice is harmless: the worker claims the batch under a
 lease first (``store.launches.claim_batch_by_id``).
 """
 
@@ -80,9 +80,21 @@ class OutboxPublisher:
             # before that they have no batch to publish.
             start_due_launches(conn, utcnow())
             ids = self._due(conn)
+            outbox_q.mark_published(conn, ids, utcnow())
+        # Tasks are handed over only once that is committed: a task published inside the
+        # transaction could reach a worker before the commit, find its batch not there yet
+        # (a scheduled launch's plan is written in the same transaction) or its launch not
+        # yet Queued, and be dropped, leaving the batch to the republish timer. A crash
+        # between the commit and the broker leaves the same: marked, republished later.
+        handed = 0
+        try:
             for batch_id in ids:
                 self.publish(batch_id)
-            outbox_q.mark_published(conn, ids, utcnow())
+                handed += 1
+        except Exception:
+            with self.db.write() as conn:  # the rest go back to the outbox at once
+                outbox_q.unmark_published(conn, ids[handed:])
+            raise
         if ids:
             self.published += len(ids)
             log.info("batches_published", count=len(ids), first_batch_id=ids[0])

@@ -66,6 +66,14 @@ def mark_published(conn: Connection, batch_ids: Sequence[int], now: datetime) ->
         )
 
 
+def unmark_published(conn: Connection, batch_ids: Sequence[int]) -> None:
+    """These batches' tasks never reached the broker: publish them at the next round."""
+    if batch_ids:
+        conn.execute(
+            update(LaunchBatch).where(LaunchBatch.id.in_(list(batch_ids))).values(published_at=None)
+        )
+
+
 def unpublish_launch(conn: Connection, launch_id: int) -> None:
     """Every unfinished batch of the launch is to be handed to the broker again (a
     resume: tasks that arrived while it was paused were dropped)."""
