@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
+from pushcamp.settings import Settings
 from pushcamp.store import Database
 from pushcamp.testing.process import ServerProcess
+from tests.conftest import fresh_database
 
 BACKOFF = (0.4, 0.8, 1.2)
 MAX_AGE = 5.0
@@ -28,6 +30,24 @@ WEBHOOK_ENV = {
     "PUSHCAMP_WEBHOOK_MAX_AGE_SECONDS": str(MAX_AGE),
     "PUSHCAMP_WEBHOOK_POLL_SECONDS": "0.1",
 }
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of this module's own. On the session's database, the session's server
+    (its own webhook dispatcher, default settings: 127.0.0.1 not allowed, retries minutes
+    apart) would take these tests' events too and push their next try past the tests'
+    waits — as it did in the full suite."""
+    with fresh_database(tmp_path_factory.mktemp("webhooks-db"), "pushcamp_webhooks") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(Settings(database_url=database_url))
+    database.migrate()
+    yield database
+    database.dispose()
 
 
 @pytest.fixture(scope="module")
