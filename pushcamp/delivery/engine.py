@@ -55,6 +55,7 @@ from pushcamp.domain.launches import (
 )
 from pushcamp.domain.subscribers import endpoint_problem
 from pushcamp.domain.webhooks import GONE, LAUNCH_FINISHED, LAUNCH_PAUSED, LAUNCH_STARTED
+from pushcamp.errors import DependencyUnavailable
 from pushcamp.logs import get_logger
 from pushcamp.settings import Settings
 from pushcamp.store import Database
@@ -730,7 +731,7 @@ class _Recorder:
         group = _Flush(self.rows, self.gone, self.accepted, self.attempts, self.refusals)
         self.rows, self.gone, self.accepted = [], [], []
         self.attempts, self.refusals = 0, Counter()
-        tally, paused_now = await self.core.tx(self._write, group)
+        tally, paused_now = await self._commit(group)
         self.core._tallies[self.launch_id] = tally
         if paused_now:
             self.paused = True
@@ -744,6 +745,29 @@ class _Recorder:
             )
         elif tally.top_count and should_pause(tally.attempts, tally.top_count):
             self.paused = True  # another worker's write paused it first
+
+    async def _commit(self, group: _Flush) -> tuple[pause_q.PauseTally, bool]:
+        """Write a group, trying again while the database is away: its answers are known,
+        and giving the page up would send its messages a second time (a third, if the
+        outage outlasts the next try). The page posts nothing new meanwhile, since its
+        loop waits here. Only a stopping worker gives up; a restart resends at most what
+        this group held (the in-flight window)."""
+        delay = 0.2
+        while True:
+            try:
+                return await self.core.tx(self._write, group)
+            except DependencyUnavailable as exc:
+                if self.core.stopping:
+                    raise
+                log.warning(
+                    "records_waiting_for_database",
+                    launch_id=self.launch_id,
+                    batch_id=self.batch_id,
+                    records=len(group.rows),
+                    error=str(exc),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _write(self, conn: Connection, group: _Flush) -> tuple[pause_q.PauseTally, bool]:
         now = utcnow()
