@@ -15,13 +15,53 @@ from typing import IO
 _LISTENING = re.compile(r"pushcamp listening on (http://\S+)")
 
 
-class ServerProcess:
+class _ChildProcess:
+    """What a pushcamp child process of the tests has in common: its ``proc``, the log
+    file it writes to, its pid, and a stop that ends it for sure."""
+
+    name = "pushcamp"
+    stop_timeout = 15.0  # seconds a SIGTERM gets before SIGKILL
+
+    proc: subprocess.Popen[str] | None
+    _log: IO[str] | None
+
+    @property
+    def pid(self) -> int:
+        """The process id (it must have been started)."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} was not started")
+        return self.proc.pid
+
+    def stop(self, kill: bool = False, timeout: float | None = None) -> int | None:
+        """SIGTERM (a graceful stop) or SIGKILL; the exit code (None: never started)."""
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=self.stop_timeout if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return None if self.proc is None else self.proc.returncode
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess(_ChildProcess):
     """``pushcamp serve --port 0`` in a child process; ``url`` is known once it listens.
 
     Its stderr (the structured log) is copied to ``log_path`` so tests can read it; with
     ``on_log_line``, each line is also handed to that function (``pushcamp demo`` prints
     them).
     """
+
+    name = "pushcamp serve"
 
     def __init__(
         self,
@@ -96,38 +136,16 @@ class ServerProcess:
                 log.flush()
             on_line(line.rstrip("\n"))
 
-    @property
-    def pid(self) -> int:
-        """The server's process id (it must have been started)."""
-        if self.proc is None:
-            raise RuntimeError("the server was not started")
-        return self.proc.pid
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc and self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log:
-            self._log.close()
-            self._log = None
-
     def __enter__(self) -> ServerProcess:
         return self.start()
 
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
-
-class WorkerProcess:
+class WorkerProcess(_ChildProcess):
     """``pushcamp worker`` (the Celery runner) in a child process, started once Celery
     says it consumes. Its output (the structured log) goes to ``log_path``."""
+
+    name = "pushcamp worker"
+    stop_timeout = 60.0  # Celery's warm shutdown finishes the batch in hand
 
     def __init__(
         self,
@@ -169,39 +187,5 @@ class WorkerProcess:
                 raise RuntimeError(f"pushcamp worker not ready within {timeout}s")
             time.sleep(0.1)
 
-    def _copy_log(self, stream: IO[str], on_line: Callable[[str], None]) -> None:
-        for line in stream:
-            log = self._log
-            if log is not None and not log.closed:
-                log.write(line)
-                log.flush()
-            on_line(line.rstrip("\n"))
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise RuntimeError("the worker was not started")
-        return self.proc.pid
-
-    def stop(self, kill: bool = False, timeout: float = 60) -> int | None:
-        """SIGTERM (Celery's warm shutdown) or SIGKILL; the exit code."""
-        if self.proc and self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log:
-            self._log.close()
-            self._log = None
-        return None if self.proc is None else self.proc.returncode
-
     def __enter__(self) -> WorkerProcess:
         return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
