@@ -35,6 +35,28 @@ class RedisUnderTest:
         return list(self.client.scan_iter(match=self.prefix + "*", count=1000))
 
 
+def unavailable(reason: str) -> None:
+    """A service these tests need is missing: a skip, or a failure under CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@contextmanager
+def own_redis_broker(url: str) -> Iterator[str]:
+    """A Redis database of the test's own as Celery broker: emptied before and after."""
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        unavailable(f"no Redis answers at {url} ({exc})")
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)

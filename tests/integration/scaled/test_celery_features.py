@@ -25,7 +25,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from pushcamp.services import partners, tokens
 from pushcamp.settings import Settings
@@ -43,7 +42,8 @@ from pushcamp.testing.simulator import Fault, PushServiceSimulator
 from tests.conftest import fresh_database
 from tests.integration.launch.conftest import add_subscribers, launch_body, received_payload
 from tests.integration.launch.test_statistics import TODAY
-from tests.integration.scaled.test_celery_runner import _batch_workers, _unavailable, _wait_ended
+from tests.integration.scaled.conftest import own_redis_broker
+from tests.integration.scaled.test_celery_runner import _batch_workers, _wait_ended
 from tests.integration.webhooks.conftest import (  # noqa: F401  (the receivers fixture)
     WEBHOOK_ENV,
     Receiver,
@@ -57,20 +57,6 @@ BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_FEATURES_URL", "redis://127.0.0.1:
 LEAD = 4.0  # how far ahead the scheduled launch is (real seconds waited)
 
 pytestmark = [pytest.mark.slow]
-
-
-@contextmanager
-def _own_broker() -> Iterator[str]:
-    client = redis.Redis.from_url(BROKER, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        _unavailable(f"no Redis answers at {BROKER} ({exc})")
-    try:
-        yield BROKER
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @dataclass
@@ -106,7 +92,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         db = Database(Settings(database_url=url))
         db.migrate()
         stack.callback(db.dispose)
-        broker = stack.enter_context(_own_broker())
+        broker = stack.enter_context(own_redis_broker(BROKER))
         sim = stack.enter_context(PushServiceSimulator(seed=14, keep_messages=2))
         # Slow answers and few requests in flight: a batch takes about a second, so the
         # other worker is free when the next task is handed out.

@@ -28,7 +28,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +36,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import select
 
 from pushcamp.services import partners, sites, tokens
@@ -47,7 +46,7 @@ from pushcamp.testing.process import ServerProcess, WorkerProcess
 from pushcamp.testing.simulator import PushServiceSimulator, SimulatedSubscription
 from tests.conftest import fresh_database
 from tests.integration.launch.conftest import add_subscribers, launch_body
-from tests.integration.scaled.test_celery_runner import _unavailable
+from tests.integration.scaled.conftest import own_redis_broker
 
 BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_LOCAL_TIME_URL", "redis://127.0.0.1:6379/12")
 TARGET = datetime(2030, 6, 1, 10, 0, tzinfo=UTC)  # B, by the processes' clock
@@ -57,20 +56,6 @@ SETTLE = 2.5  # real seconds after the last expected arrival, for anything sent 
 BERLIN = ZoneInfo("Europe/Berlin")
 
 pytestmark = [pytest.mark.slow]
-
-
-@contextmanager
-def _own_broker() -> Iterator[str]:
-    client = redis.Redis.from_url(BROKER, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        _unavailable(f"no Redis answers at {BROKER} ({exc})")
-    try:
-        yield BROKER
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @dataclass
@@ -148,7 +133,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         db = Database(Settings(database_url=url))
         db.migrate()
         stack.callback(db.dispose)
-        broker = stack.enter_context(_own_broker())
+        broker = stack.enter_context(own_redis_broker(BROKER))
         sim = stack.enter_context(PushServiceSimulator(seed=26, keep_messages=2))
         # The processes' clock reads TARGET STARTUP + MARGIN real seconds from now.
         offset = TARGET.timestamp() - (time.time() + STARTUP + MARGIN)

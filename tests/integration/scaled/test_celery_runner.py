@@ -39,6 +39,7 @@ from pushcamp.testing.process import ServerProcess, WorkerProcess
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
 from tests.conftest import fresh_database
 from tests.integration.launch.conftest import add_subscribers, launch_body
+from tests.integration.scaled.conftest import unavailable
 
 REDIS_BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_REDIS_URL", "redis://127.0.0.1:6379/13")
 AMQP_BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -48,19 +49,13 @@ PARTNER = "scaled1"
 pytestmark = pytest.mark.slow
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @contextmanager
 def _redis_broker() -> Iterator[str]:
     client = redis.Redis.from_url(REDIS_BROKER, socket_timeout=2, socket_connect_timeout=2)
     try:
         client.flushdb()
     except redis.RedisError as exc:
-        _unavailable(f"no Redis answers at {REDIS_BROKER} ({exc})")
+        unavailable(f"no Redis answers at {REDIS_BROKER} ({exc})")
     try:
         yield REDIS_BROKER
     finally:
@@ -76,7 +71,7 @@ def _amqp_broker(queue: str) -> Iterator[str]:
         with Connection(AMQP_BROKER, connect_timeout=3) as conn:
             conn.ensure_connection(max_retries=1)
     except Exception as exc:
-        _unavailable(f"no RabbitMQ answers at {AMQP_BROKER} ({exc})")
+        unavailable(f"no RabbitMQ answers at {AMQP_BROKER} ({exc})")
     try:
         yield AMQP_BROKER
     finally:
@@ -238,7 +233,7 @@ class OwnRedis:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            _unavailable("redis-server is not installed")
+            unavailable("redis-server is not installed")
             return
         self.proc = subprocess.Popen(
             [
