@@ -20,6 +20,7 @@ origin, so connections never outnumber it. No proxy, no cookies, no decompressio
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass, field
 from typing import cast
@@ -30,6 +31,9 @@ import httptools
 #: Bytes of an answer's body kept: Web Push answers are tiny; a huge one is cut, not held.
 BODY_LIMIT = 64 * 1024
 _SAFE = "!#$%&'()*+,/:;=?@[]~"  # RFC 3986 reserved characters, and % (already quoted)
+# A path that quote(path, safe=_SAFE) would leave as it is, with no query or fragment to
+# split off: push services' endpoints are such paths, so most requests skip urlsplit.
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.\-~!$%&'()*+,/:;=@\[\]]*")
 
 
 class BadResponse(OSError):
@@ -118,13 +122,24 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(exc)
         self.close()
 
-    def request(self, data: bytes) -> asyncio.Future[Response]:
+    def request(self, data: bytes, deadline: float) -> asyncio.Future[Response]:
+        """Write a request; the future holds its answer, or TimeoutError when none is
+        complete by ``deadline`` (loop time; the connection is then closed)."""
         assert self.transport is not None
         self.headers, self.body, self.body_size, self.status = {}, [], 0, 0
         self.reusable = False
-        self.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
+        # A timer on the future rather than asyncio.timeout() around the await: the same
+        # total deadline for a fraction of the cost per request.
+        timer = loop.call_at(deadline, self._expire, waiter)
+        waiter.add_done_callback(lambda _: timer.cancel())
         self.transport.write(data)
-        return self.waiter
+        return waiter
+
+    def _expire(self, waiter: asyncio.Future[Response]) -> None:
+        if waiter is self.waiter:
+            self._fail(TimeoutError())
 
     def usable(self) -> bool:
         return self.reusable and self.transport is not None and not self.transport.is_closing()
@@ -158,6 +173,15 @@ class HttpClient:
         self._ssl: ssl.SSLContext | None = None
 
     def _origin(self, url: str) -> tuple[_Origin, bytes]:
+        # The usual endpoint, "scheme://host[:port]/path" with a plain path: the origin by
+        # its text, the path as it is. Anything else (a query, characters to quote, a new
+        # origin) takes urlsplit.
+        start = url.find("://")
+        slash = url.find("/", start + 3) if start > 0 else -1
+        if slash > 0:
+            origin = self._origins.get(url[:slash])
+            if origin is not None and _PLAIN_PATH.fullmatch(url, slash):
+                return origin, url[slash:].encode("ascii")
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc}"
         origin = self._origins.get(key)
@@ -172,20 +196,26 @@ class HttpClient:
                 netloc += f":{parts.port}" if parts.port else ""
             origin = _Origin(parts.hostname, port, tls, f"Host: {netloc}\r\n".encode("ascii"))
             self._origins[key] = origin
+        if slash > 0 and url[:slash] != key and url[:slash].lower() == key.lower():
+            self._origins[url[:slash]] = origin  # the same origin written with capitals
         target = quote(parts.path or "/", safe=_SAFE)
         if parts.query:
             target += "?" + quote(parts.query, safe=_SAFE)
         return origin, target.encode("ascii")
 
-    async def _connect(self, origin: _Origin) -> _Connection:
-        loop = asyncio.get_running_loop()
+    def _idle(self, origin: _Origin, now: float) -> _Connection | None:
+        """A pooled connection to reuse, or None; spent and stale ones are closed."""
         idle = origin.idle
         while idle:
             conn = idle.pop()
-            if conn.usable() and loop.time() - conn.idle_since < self._idle_timeout:
+            if conn.usable() and now - conn.idle_since < self._idle_timeout:
                 return conn
             conn.close()
             self._open.discard(conn)
+        return None
+
+    async def _connect(self, origin: _Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
         context = None
         if origin.tls:
             if self._ssl is None:
@@ -201,11 +231,12 @@ class HttpClient:
         self._open.add(conn)
         return conn
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
-        """POST ``body`` with ``headers``; the answer, whatever its status. Raises
-        ``TimeoutError`` or ``OSError`` (refused, reset, unreadable answer)."""
+    async def post(self, url: str, body: bytes, head: bytes) -> Response:
+        """POST ``body``; ``head`` is the request's header lines other than ``Host``,
+        ``User-Agent`` and ``Content-Length`` (each ending in CRLF, latin-1). The answer,
+        whatever its status. Raises ``TimeoutError`` or ``OSError`` (refused, reset,
+        unreadable answer)."""
         origin, target = self._origin(url)
-        head = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         data = b"".join(
             (
                 b"POST ",
@@ -215,23 +246,26 @@ class HttpClient:
                 b"User-Agent: ",
                 self._user_agent,
                 b"\r\n",
-                head.encode("latin-1"),
+                head,
                 b"Content-Length: %d\r\n\r\n" % len(body),
                 body,
             )
         )
-        conn: _Connection | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout  # one deadline: connecting included
+        conn = self._idle(origin, loop.time())
         try:
-            async with asyncio.timeout(self._timeout):
-                conn = await self._connect(origin)
-                response = await conn.request(data)
+            if conn is None:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._connect(origin)
+            response = await conn.request(data, deadline)
         except BaseException:
             if conn is not None:  # an answer may still come: this connection is spent
                 conn.close()
                 self._open.discard(conn)
             raise
         if conn.usable():
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = loop.time()
             origin.idle.append(conn)
         else:
             conn.close()

@@ -96,6 +96,7 @@ class WebPushSender:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._hosts: dict[str, _Host] = {}
+        self._heads: dict[PushOptions, bytes] = {}  # header lines per options (own client)
 
     async def __aenter__(self) -> WebPushSender:
         return self
@@ -197,7 +198,7 @@ class WebPushSender:
             return PushResult(message, Rejected(None, str(exc)), attempts=0, detail=str(exc))
         return await self._deliver(*prepared)
 
-    def _prepare(self, message: PushMessage) -> tuple[PushMessage, bytes, dict[str, str], Vapid]:
+    def _prepare(self, message: PushMessage) -> tuple[PushMessage, bytes, PushOptions, Vapid]:
         subscription, payload, options = message
         if not isinstance(subscription, Subscription):
             subscription = Subscription.from_json(subscription)
@@ -207,13 +208,10 @@ class WebPushSender:
         if vapid is None:
             raise InvalidVapid("no VAPID identity: give the sender one or set options.vapid")
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        body = encrypt(data, subscription)
-        headers = options.headers()
-        headers["Authorization"] = vapid.authorization(subscription.origin)
-        return message, body, headers, vapid
+        return message, encrypt(data, subscription), options, vapid
 
     async def _deliver(
-        self, message: PushMessage, body: bytes, headers: dict[str, str], vapid: Vapid
+        self, message: PushMessage, body: bytes, options: PushOptions, vapid: Vapid
     ) -> PushResult:
         subscription = message.subscription
         host = self._hosts.get(subscription.origin)
@@ -226,8 +224,12 @@ class WebPushSender:
             wait = host.not_before - loop.time()
             if wait > 0:
                 await self._sleep(wait)
+            # Asked for every attempt: a long wait may have outlived the cached token.
+            authorization = vapid.authorization(subscription.origin)
             async with host.slots:
-                outcome, detail = await self._post(subscription.endpoint, body, headers)
+                outcome, detail = await self._post(
+                    subscription.endpoint, body, options, authorization
+                )
             if attempt >= self._max_attempts:
                 return PushResult(message, outcome, attempt, detail)
             delay = retry_delay(
@@ -244,16 +246,26 @@ class WebPushSender:
                 # 429 speaks for the whole host (our sending rate), not this subscriber.
                 host.not_before = max(host.not_before, loop.time() + delay)
             await self._sleep(delay)
-            # A long wait may have outlived the cached token: ask again (cheap if not).
-            headers["Authorization"] = vapid.authorization(subscription.origin)
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[Outcome, str]:
+    async def _post(
+        self, url: str, body: bytes, options: PushOptions, authorization: str
+    ) -> tuple[Outcome, str]:
         if self._session is not None:
+            headers = {**options.headers(), "Authorization": authorization}
             return await self._post_session(self._session, url, body, headers)
         if self._http is None:
             self._http = HttpClient(timeout=self._timeout, user_agent=USER_AGENT)
+        head = self._heads.get(options)
+        if head is None:
+            # The options' header lines, written once per options object in use.
+            lines = "".join(f"{name}: {value}\r\n" for name, value in options.headers().items())
+            head = self._heads[options] = lines.encode("latin-1")
+            if len(self._heads) > 64:  # options made per message: keep the cache small
+                self._heads.pop(next(iter(self._heads)))
         try:
-            response = await self._http.post(url, body, headers)
+            response = await self._http.post(
+                url, body, b"%sAuthorization: %s\r\n" % (head, authorization.encode("latin-1"))
+            )
         except (TimeoutError, OSError) as exc:
             return classify(exc), str(exc)[:_DETAIL_LIMIT]
         status = response.status

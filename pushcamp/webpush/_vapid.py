@@ -187,8 +187,12 @@ class Vapid:
 
     def authorization(self, endpoint_or_origin: str) -> str:
         """``vapid t=<JWT>, k=<public key>`` for the push service serving this URL."""
-        origin = origin_of(endpoint_or_origin)  # cached: cheap for the same push service
         now = self._clock()
+        # Tokens are kept by origin: given one (as the sender does), no parsing at all.
+        cached = self._tokens.get(endpoint_or_origin)
+        if cached is not None and cached[1] - now > self._lifetime / 2:
+            return cached[0]
+        origin = origin_of(endpoint_or_origin)  # cached: cheap for the same push service
         cached = self._tokens.get(origin)
         if cached is not None and cached[1] - now > self._lifetime / 2:
             return cached[0]
