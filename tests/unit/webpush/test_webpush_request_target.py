@@ -14,7 +14,7 @@ from pushcamp.webpush._http import _SAFE, HttpClient
 # Characters that matter to the path's handling (reserved, quoted, split off), and any.
 PATH_CHARS = st.sampled_from(
     list("aZ09-._~/!$&'()*+,;=:@[]%?# \t\"<>\\^`{|}é\x00\x7f")
-) | st.characters(codec="utf-8", exclude_categories=("Cs",))
+) | st.characters(codec="utf-8", exclude_categories=["Cs"])
 
 
 def expected_target(url: str) -> bytes:
