@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -49,8 +50,8 @@ from pushcamp.domain.launches import (
     LaunchStatus,
     ab_variant_of,
     audience_language,
-    build_payload,
     content_for,
+    payload_parts,
     should_pause,
 )
 from pushcamp.domain.subscribers import endpoint_problem
@@ -372,7 +373,15 @@ class DeliveryCore:
             to_send = await self._drop_by_rules(
                 audience, ctx, recorder, now, defer=(batch.id, defer_until)
             )
-            expires = int(time.time()) + event_tokens.EVENT_TOKEN_LIFETIME
+            signer = event_tokens.TokenSigner(
+                ctx.signing_key,
+                launch.partner_id,
+                launch.id,
+                int(time.time()) + event_tokens.EVENT_TOKEN_LIFETIME,
+            )
+            # The payload around the token, per text (one for a launch without
+            # personalisation, variants or an A/B test).
+            parts: dict[tuple[str, str], tuple[bytes, bytes]] = {}
             page = _Page([], {})
             for r in to_send:
                 try:
@@ -383,25 +392,26 @@ class DeliveryCore:
                 if not self._may_post(subscription.origin, launch.id, batch.id):
                     recorder.drop(r, DropReason.INTERNAL_ERRORS, None)
                     continue
-                token = event_tokens.sign(
-                    ctx.signing_key, launch.partner_id, launch.id, r.id, expires
-                )
                 # This subscriber's text: its A/B arm's or its language's, personalised.
-                title, body = content_for(
+                text = content_for(
                     request,
                     language=r.language,
                     attributes=r.attributes or {},
                     variant=ab_variant_of(request, launch.id, r.id),
                 )
-                payload = build_payload(
-                    request,
-                    default_icon=ctx.default_icon,
-                    token=token,
-                    events_url=events_url,
-                    tag=launch.topic,
-                    title=title,
-                    description=body,
-                )
+                around = parts.get(text)
+                if around is None:
+                    around = parts[text] = payload_parts(
+                        request,
+                        default_icon=ctx.default_icon,
+                        events_url=events_url,
+                        tag=launch.topic,
+                        title=text[0],
+                        description=text[1],
+                    )
+                # The token is ours (base64url and the partner id's characters): it goes
+                # into the JSON string as it is.
+                payload = around[0] + signer.sign(r.id).encode("ascii") + around[1]
                 page.by_endpoint[r.endpoint] = r
                 page.messages.append((subscription, payload, options))
             if self.stopping:
@@ -606,6 +616,12 @@ class DeliveryCore:
         return cached[1]
 
 
+@lru_cache(maxsize=64)
+def _pushes(outcome: str) -> Any:
+    """The pushes counter of one outcome (a labelled child is found once, not per push)."""
+    return PUSHES.labels(outcome)
+
+
 def _aware(moment: datetime) -> datetime:
     # SQLite hands stored times back without their zone (they are UTC).
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
@@ -703,7 +719,7 @@ class _Recorder:
         )
 
     def drop(self, r: q.Recipient, reason: str, status: int | None) -> None:
-        PUSHES.labels(reason).inc()
+        _pushes(reason).inc()
         self._add(r, DeliveryState.DROPPED, reason, status)
 
     def outcome(self, r: q.Recipient, result: PushResult) -> None:
@@ -716,7 +732,7 @@ class _Recorder:
         reason = drop_reason(outcome, r.vouched)
         if reason is None:
             assert isinstance(outcome, Sent)
-            PUSHES.labels("sent").inc()
+            _pushes("sent").inc()
             self._add(r, DeliveryState.SENT, None, status)
             if not r.vouched:
                 self.accepted.append(r.id)

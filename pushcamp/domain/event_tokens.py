@@ -62,17 +62,35 @@ def _mac(key: bytes, message: str) -> hmac.HMAC:
 
 def sign(key: bytes, partner_id: str, launch_id: int, subscriber_id: int, expires_at: int) -> str:
     """A token for one push (``expires_at`` in unix seconds)."""
-    if not key:
-        raise ValueError("empty signing key")
-    if not PARTNER_ID_PATTERN.fullmatch(partner_id):
-        raise ValueError("invalid partner id")
-    for value in (launch_id, subscriber_id):
-        if not 1 <= value <= _MAX_ID:
+    return TokenSigner(key, partner_id, launch_id, expires_at).sign(subscriber_id)
+
+
+class TokenSigner:
+    """:func:`sign` for the subscribers of one launch: the claims they share checked and
+    the key set up once, then a copy of the keyed HMAC per token."""
+
+    __slots__ = ("_mac", "_prefix", "_suffix")
+
+    def __init__(self, key: bytes, partner_id: str, launch_id: int, expires_at: int) -> None:
+        if not key:
+            raise ValueError("empty signing key")
+        if not PARTNER_ID_PATTERN.fullmatch(partner_id):
+            raise ValueError("invalid partner id")
+        if not 1 <= launch_id <= _MAX_ID:
             raise ValueError("ids must be positive 64-bit integers")
-    if not 0 <= expires_at <= _MAX_ID:
-        raise ValueError("expires_at must be a non-negative 64-bit integer")
-    message = _message(partner_id, launch_id, subscriber_id, expires_at)
-    return f"{message}{SEPARATOR}{b64url_encode(_mac(key, message).finalize())}"
+        if not 0 <= expires_at <= _MAX_ID:
+            raise ValueError("expires_at must be a non-negative 64-bit integer")
+        self._prefix = f"{VERSION}{SEPARATOR}{partner_id}{SEPARATOR}{launch_id}{SEPARATOR}"
+        self._suffix = f"{SEPARATOR}{expires_at}"
+        self._mac = hmac.HMAC(key, hashes.SHA256())
+
+    def sign(self, subscriber_id: int) -> str:
+        if not 1 <= subscriber_id <= _MAX_ID:
+            raise ValueError("ids must be positive 64-bit integers")
+        message = f"{self._prefix}{subscriber_id}{self._suffix}"
+        mac = self._mac.copy()
+        mac.update(message.encode("ascii"))
+        return f"{message}{SEPARATOR}{b64url_encode(mac.finalize())}"
 
 
 def _number(text: str, minimum: int) -> int | None:

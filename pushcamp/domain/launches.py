@@ -71,6 +71,7 @@ __all__ = [
     "NotificationAction",
     "Target",
     "build_payload",
+    "payload_parts",
     "check_payload",
     "engaged",
     "engagement_cutoff",
@@ -106,6 +107,8 @@ ACTION_TITLE_MAX_CHARS = 40
 # so no token the engine signs can exceed it.
 MAX_TOKEN_CHARS = 256
 MAX_TAG_CHARS = 64
+# Text JSON writes as it is inside a string: printable ASCII but '"' and '\\'.
+_JSON_PLAIN = re.compile(r"[ !#-\[\]-~]*")
 # Per-language content and A/B tests (pushcamp extensions, docs/delivery.md).
 MAX_LOCALE_VARIANTS = 50
 AB_MIN_VARIANTS = 2
@@ -868,6 +871,31 @@ def build_payload(
     """
     if len(token) > MAX_TOKEN_CHARS:
         raise ValueError(f"event token longer than {MAX_TOKEN_CHARS} characters")
+    if not _JSON_PLAIN.fullmatch(token):
+        raise ValueError("event token must be printable ASCII without quotes or backslashes")
+    head, tail = payload_parts(
+        req,
+        default_icon=default_icon,
+        events_url=events_url,
+        tag=tag,
+        title=title,
+        description=description,
+    )
+    return head + token.encode("ascii") + tail
+
+
+def payload_parts(
+    req: LaunchRequest,
+    *,
+    default_icon: str | None,
+    events_url: str,
+    tag: str,
+    title: str | None = None,
+    description: str | None = None,
+) -> tuple[bytes, bytes]:
+    """:func:`build_payload`'s bytes before and after the token: the same for every
+    subscriber who gets the same text, so a sender builds them once per launch and text
+    and puts each subscriber's token between them (a token needs no JSON escaping)."""
     if len(tag) > MAX_TAG_CHARS:
         raise ValueError(f"tag longer than {MAX_TAG_CHARS} characters")
     payload: dict[str, object] = {
@@ -887,10 +915,15 @@ def build_payload(
     for name in ("require_interaction", "renotify", "silent"):
         if getattr(req, name):
             payload[name] = True
-    payload["token"] = token
-    payload["events_url"] = events_url
-    payload["tag"] = tag
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # '{"title":…,…}' and '{"events_url":…,"tag":…}' around '"token":"<token>"': the
+    # bytes json.dumps gives for the whole object with the token in its place.
+    head = _compact_json(payload)[:-1] + ',"token":"'
+    tail = '",' + _compact_json({"events_url": events_url, "tag": tag})[1:]
+    return head.encode("utf-8"), tail.encode("utf-8")
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _worst_case(req: LaunchRequest, default_icon: str | None, events_url: str) -> bytes:

@@ -4,12 +4,17 @@ issued (no field can be changed), only before it expires; anything malformed is 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 
 from pushcamp.domain.event_tokens import (
     EVENT_TOKEN_LIFETIME,
     MAX_TOKEN_CHARS,
     EventClaim,
+    TokenSigner,
     peek_partner,
     sign,
     verify,
@@ -37,6 +42,24 @@ def test_round_trip() -> None:
     value = token()
     assert verify(KEY, value, NOW) == EventClaim("100000001", 42, 7, EXPIRES)
     assert peek_partner(value) == "100000001"
+
+
+def test_signature_is_hmac_sha256_of_the_claim_as_written() -> None:
+    # Checked with the standard library's HMAC, not pushcamp's code.
+    value = token("shop.example", 42, 7, EXPIRES)
+    message, _, signature = value.rpartition("~")
+    assert message == f"pc1~shop.example~42~7~{EXPIRES}"
+    expected = hmac.digest(KEY, message.encode("ascii"), hashlib.sha256)
+    assert signature == base64.urlsafe_b64encode(expected).rstrip(b"=").decode("ascii")
+
+
+def test_one_signer_per_launch_signs_each_subscriber_as_sign_does() -> None:
+    signer = TokenSigner(KEY, "100000001", 42, EXPIRES)
+    for sub in (1, 7, 2**63 - 1, 7):
+        assert signer.sign(sub) == token(sub=sub)
+        assert verify(KEY, signer.sign(sub), NOW).subscriber_id == sub
+    with pytest.raises(ValueError):
+        signer.sign(0)
 
 
 def test_token_is_compact_and_safe_in_urls_and_json() -> None:

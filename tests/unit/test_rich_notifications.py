@@ -80,6 +80,30 @@ def test_a_body_without_the_extensions_gives_exactly_the_payload_it_always_gave(
 
 
 @pytest.mark.parametrize(
+    "title",
+    ['Quote " and backslash \\', "Line\nbreak\ttab \u2028", "Ünïcödé 🎉 – 50 %", "\x7f\x1f"],
+)
+def test_payload_is_the_compact_json_of_its_fields(title: str) -> None:
+    """Built from per-launch parts around the token: still exactly what the standard
+    library's json writes for the whole object, the token included as given."""
+    req = request(title=title, actions=TWO_ACTIONS, badge="https://cdn.example.com/b.png")
+    token = "pc1~100000001~42~7~1800000000~" + "A-_z" * 10 + "xyz"
+    payload = build_payload(
+        req, default_icon=None, token=token, events_url=EVENTS_URL, tag="pc-l1", title=title
+    )
+    fields = json.loads(payload)
+    assert (fields["title"], fields["token"], fields["tag"]) == (title, token, "pc-l1")
+    assert list(fields)[-3:] == ["token", "events_url", "tag"]
+    assert payload == json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("token", ['a"b', "a\\b", "é", "a\nb"])
+def test_a_token_json_would_escape_is_refused(token: str) -> None:
+    with pytest.raises(ValueError):
+        build_payload(request(), default_icon=None, token=token, events_url=EVENTS_URL, tag="t")
+
+
+@pytest.mark.parametrize(
     "changes",
     [
         {"actions": []},
