@@ -7,10 +7,12 @@ crash loses neither without the other.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -31,6 +33,34 @@ class PauseTally:
     top_count: int
 
 
+def _add_refusals(dialect: str) -> Any:
+    table = LaunchRefusal.__table__
+    assert isinstance(table, Table)
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return stmt.on_conflict_do_update(
+        index_elements=["launch_id", "reason"],
+        set_={"count": table.c["count"] + stmt.excluded["count"]},
+    )
+
+
+# Built once, with bind parameters: a statement built per call is matched to SQLAlchemy's
+# cached compiled form column by column before it runs, which cost more than running it
+# (three statements per group of records the engine writes).
+_ADD_ATTEMPTS = (
+    update(Launch)
+    .where(Launch.id == bindparam("launch_id"))
+    .values(attempts=Launch.attempts + bindparam("attempts"))
+    .returning(Launch.attempts)
+)
+_ADD_REFUSALS = {name: _add_refusals(name) for name in ("postgresql", "sqlite")}
+_TOP_REFUSAL = (
+    select(LaunchRefusal.reason, LaunchRefusal.count)
+    .where(LaunchRefusal.launch_id == bindparam("launch_id"))
+    .order_by(LaunchRefusal.count.desc(), LaunchRefusal.reason)
+    .limit(1)
+)
+
+
 def add_to_tally(
     conn: Connection, launch_id: int, attempts: int, refusals: Mapping[str, int]
 ) -> PauseTally:
@@ -38,33 +68,22 @@ def add_to_tally(
     counters as they now stand (this transaction's view: on PostgreSQL the launch row
     stays locked until commit, so concurrent groups are added one after the other)."""
     total = conn.execute(
-        update(Launch)
-        .where(Launch.id == launch_id)
-        .values(attempts=Launch.attempts + attempts)
-        .returning(Launch.attempts)
+        _ADD_ATTEMPTS, {"launch_id": launch_id, "attempts": attempts}
     ).scalar_one_or_none()
     if refusals:
-        table = LaunchRefusal.__table__
-        assert isinstance(table, Table)
-        insert_fn = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert_fn(table).values(
-            [
-                {"launch_id": launch_id, "reason": reason[:REASON_CHARS], "count": n}
-                for reason, n in refusals.items()
-            ]
-        )
+        # Keyed by the stored (cut) reason: two reasons alike in their first
+        # REASON_CHARS are one counter, and one statement may not upsert a row twice.
+        counts: Counter[str] = Counter()
+        for reason, n in refusals.items():
+            counts[reason[:REASON_CHARS]] += n
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["launch_id", "reason"],
-                set_={"count": table.c["count"] + stmt.excluded["count"]},
-            )
+            _ADD_REFUSALS[conn.dialect.name],
+            [
+                {"launch_id": launch_id, "reason": reason, "count": n}
+                for reason, n in sorted(counts.items())
+            ],
         )
-    top = conn.execute(
-        select(LaunchRefusal.reason, LaunchRefusal.count)
-        .where(LaunchRefusal.launch_id == launch_id)
-        .order_by(LaunchRefusal.count.desc(), LaunchRefusal.reason)
-        .limit(1)
-    ).one_or_none()
+    top = conn.execute(_TOP_REFUSAL, {"launch_id": launch_id}).one_or_none()
     return PauseTally(
         attempts=int(total or 0),
         top_reason=None if top is None else str(top[0]),
