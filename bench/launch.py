@@ -179,7 +179,7 @@ import pushcamp.store.launches as launches
 
 def record_deliveries(conn, rows):
     if rows:
-        conn.execute(launches._RECORD[conn.dialect.name], list(rows))
+        launches._insert_records(conn, rows)
 
 
 launches.record_deliveries = record_deliveries
