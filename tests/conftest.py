@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,13 @@ def pytest_report_header() -> str:
     return f"pushcamp backend: {BACKEND}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # ./test runs the PostgreSQL leg in the background, where the shell has Ctrl-C ignored:
+    # taken back, so that both legs stop on it and tear their servers down.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 # The browser tiers drive a real browser against a real server; what they prove is the
 # browser side (SDK, service worker, panel pages), which does not depend on the database
 # under the server. They run once, on the SQLite leg, so that CI stays short; the
@@ -50,9 +58,52 @@ def _in_browser_tier(item: pytest.Item) -> bool:
     return any(f"/{tier}" in path or path.endswith(f"/{tier}") for tier in BROWSER_TIERS)
 
 
+# A test depends on the backend under test when it is marked ``postgres_only``, when it
+# requests one of these fixtures (every database fixture, and every server on the
+# session's database, goes through ``database_url``), or when its module imports one of
+# these names (to make a database of its own, or to branch on the backend). The others
+# (domain rules, the Web Push library, the simulator, the HTTP client, the CLI's parsing,
+# SQLite files of their own...) do the same thing on both legs: with
+# PUSHCAMP_TEST_BACKEND_ONLY=1 (./test's PostgreSQL leg) they are deselected, so they
+# run once, on the SQLite leg.
+BACKEND_FIXTURES = frozenset({"database_url", "backend"})
+BACKEND_NAMES = ("fresh_database", "BACKEND", "PG_URL")
+BACKEND_ONLY = os.environ.get("PUSHCAMP_TEST_BACKEND_ONLY", "") == "1"
+
+
+def depends_on_backend(item: pytest.Item) -> bool:
+    if "postgres_only" in item.keywords:
+        return True
+    if BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(hasattr(module, name) for name in BACKEND_NAMES)
+
+
+# The test being run, if it does not depend on the backend: fresh_database() refuses to
+# serve it (a fixture or helper that makes a database without requesting ``backend``
+# would otherwise have its test run on one leg only, unnoticed).
+_backend_free_test: str | None = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    global _backend_free_test
+    _backend_free_test = None if depends_on_backend(item) else item.nodeid
+    try:
+        yield
+    finally:
+        _backend_free_test = None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip = pytest.mark.skip(reason="needs PUSHCAMP_TEST_DATABASE_URL (PostgreSQL)")
     once = pytest.mark.skip(reason="browser tier: runs once, on the SQLite leg")
+    if BACKEND_ONLY:
+        free = [item for item in items if not depends_on_backend(item)]
+        if free:
+            config.hook.pytest_deselected(items=free)
+            items[:] = [item for item in items if depends_on_backend(item)]
     for item in items:
         if "postgres_only" in item.keywords and BACKEND != "postgresql":
             item.add_marker(skip)
@@ -68,7 +119,14 @@ def backend() -> str:
 @contextmanager
 def fresh_database(directory: Path, prefix: str = "pushcamp_test") -> Iterator[str]:
     """A new, empty database of the backend under test, dropped afterwards: a SQLite file
-    in ``directory``, or a database of its own next to PUSHCAMP_TEST_DATABASE_URL."""
+    in ``directory``, or a database of its own next to PUSHCAMP_TEST_DATABASE_URL.
+    A fixture that calls it requests ``backend`` (see depends_on_backend)."""
+    if _backend_free_test is not None:
+        raise RuntimeError(
+            f"{_backend_free_test} makes a database of the backend under test but does not"
+            " depend on the backend: request the ``backend`` fixture (or ``database_url``),"
+            " or it would run on one leg only"
+        )
     if BACKEND == "sqlite":
         yield f"sqlite:///{directory / f'{prefix}.db'}"
         return

@@ -36,7 +36,7 @@ class Setup:
 
 
 @pytest.fixture
-def own(tmp_path: Path) -> Iterator[Setup]:
+def own(tmp_path: Path, backend: str) -> Iterator[Setup]:
     with fresh_database(tmp_path, "pushcamp_fail") as url:
         db = Database(Settings(database_url=url))
         db.migrate()

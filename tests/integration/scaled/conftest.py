@@ -100,7 +100,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(
-    redis_server: redis.Redis, tmp_path_factory: pytest.TempPathFactory
+    redis_server: redis.Redis, tmp_path_factory: pytest.TempPathFactory, backend: str
 ) -> Iterator[Cluster]:
     """Three ``pushcamp serve`` processes on a fresh database and one Redis. Delivery is
     not their business here (nothing they launch has anyone to send to)."""
