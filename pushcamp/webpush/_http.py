@@ -64,6 +64,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.reusable = False
         self.idle_since = 0.0
+        self.origin: _Origin | None = None  # the pool it goes back to
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -228,8 +229,22 @@ class HttpClient:
             ssl=context,
             server_hostname=origin.host if context else None,
         )
+        conn.origin = origin
         self._open.add(conn)
         return conn
+
+    def start(
+        self, url: str, body: bytes, head: bytes
+    ) -> tuple[_Connection, asyncio.Future[Response]] | None:
+        """Write the request on a pooled connection, without waiting: the connection and
+        the future of its answer (hand the connection to :meth:`finish` once that is
+        done). None when no idle connection is at hand (then :meth:`post` connects)."""
+        origin, target = self._origin(url)
+        now = asyncio.get_running_loop().time()
+        conn = self._idle(origin, now)
+        if conn is None:
+            return None
+        return conn, conn.request(self._request(origin, target, head, body), now + self._timeout)
 
     async def post(self, url: str, body: bytes, head: bytes) -> Response:
         """POST ``body``; ``head`` is the request's header lines other than ``Host``,
@@ -237,7 +252,34 @@ class HttpClient:
         whatever its status. Raises ``TimeoutError`` or ``OSError`` (refused, reset,
         unreadable answer)."""
         origin, target = self._origin(url)
-        data = b"".join(
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout  # one deadline: connecting included
+        conn = self._idle(origin, loop.time())
+        try:
+            if conn is None:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._connect(origin)
+            answer = conn.request(self._request(origin, target, head, body), deadline)
+            response = await answer
+        except BaseException:
+            if conn is not None:  # an answer may still come: this connection is spent
+                self.finish(conn, ok=False)
+            raise
+        self.finish(conn)
+        return response
+
+    def finish(self, conn: _Connection, ok: bool = True) -> None:
+        """Back to its origin's pool once its answer is complete (``ok``) and it may be
+        kept; closed otherwise."""
+        if ok and conn.usable() and conn.origin is not None:
+            conn.idle_since = asyncio.get_running_loop().time()
+            conn.origin.idle.append(conn)
+        else:
+            conn.close()
+            self._open.discard(conn)
+
+    def _request(self, origin: _Origin, target: bytes, head: bytes, body: bytes) -> bytes:
+        return b"".join(
             (
                 b"POST ",
                 target,
@@ -251,26 +293,6 @@ class HttpClient:
                 body,
             )
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout  # one deadline: connecting included
-        conn = self._idle(origin, loop.time())
-        try:
-            if conn is None:
-                async with asyncio.timeout_at(deadline):
-                    conn = await self._connect(origin)
-            response = await conn.request(data, deadline)
-        except BaseException:
-            if conn is not None:  # an answer may still come: this connection is spent
-                conn.close()
-                self._open.discard(conn)
-            raise
-        if conn.usable():
-            conn.idle_since = loop.time()
-            origin.idle.append(conn)
-        else:
-            conn.close()
-            self._open.discard(conn)
-        return response
 
     async def close(self) -> None:
         for conn in self._open:

@@ -6,19 +6,36 @@ been chosen over httpx (whose async client lost throughput as concurrency rose; 
 gave nothing back, push services answering every message with a tiny 201). A caller's
 own aiohttp session is still used as given. The figures are in ``docs/performance.md``.
 
-Shape: one task per message, at most ``max_pending`` alive at once (messages waiting
-for a retry included), so a stream of any length uses bounded memory. Each push-service
-origin has its own semaphore of ``per_host`` slots, held only while a request is on the
-wire — never while encrypting or waiting to retry — so a slow host cannot hold slots
-another host's messages could use, and a host that answers 429 is paused as a whole.
+Shape (``_Stream``): at most ``max_pending`` messages in progress at once (messages
+waiting for a retry included), so a stream of any length uses bounded memory. Each
+push-service origin has ``per_host`` slots, held only while a request is on the wire —
+never while encrypting or waiting to retry — so a slow host cannot hold slots another
+host's messages could use, and a host that answers 429 is paused as a whole. A first
+attempt that finds a free slot and an idle pooled connection is written at once and its
+answer handled in a callback; one that finds no free slot waits for the next slot given
+back, in turn. Only the rest — opening a connection, retrying, a paused host, a caller's
+aiohttp session — takes a task, as :meth:`WebPushSender.send` does: a task and its
+coroutines per message cost about a quarter of a message's CPU outside encryption.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +48,7 @@ from pushcamp.webpush._errors import (
     InvalidVapid,
     PayloadTooLarge,
 )
-from pushcamp.webpush._http import HttpClient
+from pushcamp.webpush._http import HttpClient, Response, _Connection
 from pushcamp.webpush._message import PushMessage, PushOptions, PushResult
 from pushcamp.webpush._outcome import Outcome, Rejected, RetryAfter, TooLarge, classify
 from pushcamp.webpush._retry import retry_delay
@@ -42,9 +59,58 @@ USER_AGENT = "pushcamp-webpush"
 _DETAIL_LIMIT = 300  # characters of a failure's body kept for the caller
 
 
+class _Slots:
+    """The requests one push service may have on the wire: one is taken at once when
+    free (a stream's first attempts, no coroutine), or awaited in turn (retries, new
+    connections); a slot given back goes to the longest waiter first."""
+
+    __slots__ = ("free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # cancelled while waiting
+            waiters.popleft()
+        if self.free > 0 and not waiters:
+            self.free -= 1
+            return True
+        return False
+
+    def take_later(self) -> asyncio.Future[None]:
+        """A future done when a slot is this caller's (cancel it to give up waiting)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    async def take(self) -> None:
+        if self.try_take():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot just as it was cancelled: pass it on
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the waiter
+                return
+        self.free += 1
+
+
 @dataclass(slots=True)
 class _Host:
-    slots: asyncio.Semaphore
+    slots: _Slots
     not_before: float = 0.0  # loop time before which nothing is sent (after a 429)
 
 
@@ -138,65 +204,32 @@ class WebPushSender:
         attempt — :class:`TooLarge` or :class:`Rejected` with ``status`` None — instead
         of stopping the stream. A sync iterable runs on the event loop: keep it cheap.
         """
-        loop = asyncio.get_running_loop()
-        # A result, an unexpected error to re-raise, or None: the end of the input.
-        results: asyncio.Queue[PushResult | Exception | None] = asyncio.Queue()
-        pending = asyncio.Semaphore(self._max_pending)
-        tasks: set[asyncio.Task[None]] = set()
-        launched = 0
-
-        async def run_one(item: MessageLike) -> None:
-            try:
-                results.put_nowait(await self._deliver_item(item))
-            except Exception as exc:  # a bug or a malformed item: the caller must hear of
-                results.put_nowait(exc)  # it, or it would wait for this result forever
-            finally:
-                pending.release()
-
-        async def produce() -> None:
-            nonlocal launched
-            try:
-                async for item in _iterate(messages):
-                    await pending.acquire()
-                    task = loop.create_task(run_one(item))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    launched += 1
-            finally:
-                results.put_nowait(None)  # the end marker: nothing more will be launched
-
-        producer = loop.create_task(produce())
-        yielded = 0
-        ended = False
+        stream = _Stream(self, messages)
         try:
-            while not ended or yielded < launched:
-                result = await results.get()
-                if result is None:
-                    ended = True
-                    failure = None if producer.cancelled() else producer.exception()
-                    if failure is not None:  # the caller's iterable raised
-                        raise failure
-                    continue
-                if isinstance(result, Exception):
-                    raise result
-                yielded += 1
-                yield result
+            while True:
+                while stream.results:
+                    result = stream.results.popleft()
+                    if isinstance(result, Exception):
+                        raise result
+                    yield result
+                if stream.ended():
+                    return
+                await stream.wait()
         finally:
             # The consumer may stop early (break, exception): stop the rest, quietly.
-            producer.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(producer, *tasks, return_exceptions=True)
+            await stream.close()
 
-    async def _deliver_item(self, item: MessageLike) -> PushResult:
+    def _prepare_item(
+        self, item: MessageLike
+    ) -> tuple[PushMessage, bytes, PushOptions, Vapid] | PushResult:
+        """A stream's item ready to post, or its result when it cannot be built."""
         message = item if isinstance(item, PushMessage) else PushMessage(*item)
         try:
-            prepared = self._prepare(message)
+            return self._prepare(message)
         except PayloadTooLarge as exc:
             return PushResult(message, TooLarge(None), attempts=0, detail=str(exc))
         except (InvalidSubscription, InvalidVapid, InvalidOptions) as exc:
             return PushResult(message, Rejected(None, str(exc)), attempts=0, detail=str(exc))
-        return await self._deliver(*prepared)
 
     def _prepare(self, message: PushMessage) -> tuple[PushMessage, bytes, PushOptions, Vapid]:
         subscription, payload, options = message
@@ -210,36 +243,45 @@ class WebPushSender:
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         return message, encrypt(data, subscription), options, vapid
 
-    async def _deliver(
-        self, message: PushMessage, body: bytes, options: PushOptions, vapid: Vapid
-    ) -> PushResult:
-        subscription = message.subscription
-        host = self._hosts.get(subscription.origin)
+    def _host(self, origin: str) -> _Host:
+        host = self._hosts.get(origin)
         if host is None:
-            host = self._hosts[subscription.origin] = _Host(asyncio.Semaphore(self._per_host))
+            host = self._hosts[origin] = _Host(_Slots(self._per_host))
+        return host
+
+    async def _deliver(
+        self,
+        message: PushMessage,
+        body: bytes,
+        options: PushOptions,
+        vapid: Vapid,
+        first: tuple[Outcome, str] | None = None,
+    ) -> PushResult:
+        """Post until the outcome is final; ``first``: the first attempt's, already made."""
+        subscription = message.subscription
+        host = self._host(subscription.origin)
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             attempt += 1
-            wait = host.not_before - loop.time()
-            if wait > 0:
-                await self._sleep(wait)
-            # Asked for every attempt: a long wait may have outlived the cached token.
-            authorization = vapid.authorization(subscription.origin)
-            async with host.slots:
-                outcome, detail = await self._post(
-                    subscription.endpoint, body, options, authorization
-                )
+            if first is not None and attempt == 1:
+                outcome, detail = first
+            else:
+                wait = host.not_before - loop.time()
+                if wait > 0:
+                    await self._sleep(wait)
+                # Asked for every attempt: a long wait may have outlived the cached token.
+                authorization = vapid.authorization(subscription.origin)
+                await host.slots.take()
+                try:
+                    outcome, detail = await self._post(
+                        subscription.endpoint, body, options, authorization
+                    )
+                finally:
+                    host.slots.give()
             if attempt >= self._max_attempts:
                 return PushResult(message, outcome, attempt, detail)
-            delay = retry_delay(
-                outcome,
-                attempt,
-                base=self._backoff,
-                cap=self._max_backoff,
-                max_retry_after=self._max_retry_after,
-                rng=self._rng,
-            )
+            delay = self._retry_delay(outcome, attempt)
             if delay is None:
                 return PushResult(message, outcome, attempt, detail)
             if isinstance(outcome, RetryAfter) and outcome.status == 429:
@@ -247,14 +289,37 @@ class WebPushSender:
                 host.not_before = max(host.not_before, loop.time() + delay)
             await self._sleep(delay)
 
+    def _retry_delay(self, outcome: Outcome, attempt: int) -> float | None:
+        return retry_delay(
+            outcome,
+            attempt,
+            base=self._backoff,
+            cap=self._max_backoff,
+            max_retry_after=self._max_retry_after,
+            rng=self._rng,
+        )
+
     async def _post(
         self, url: str, body: bytes, options: PushOptions, authorization: str
     ) -> tuple[Outcome, str]:
         if self._session is not None:
             headers = {**options.headers(), "Authorization": authorization}
             return await self._post_session(self._session, url, body, headers)
+        try:
+            response = await self.http.post(url, body, self._head(options, authorization))
+        except (TimeoutError, OSError) as exc:
+            return classify(exc), str(exc)[:_DETAIL_LIMIT]
+        return _outcome_of(response)
+
+    @property
+    def http(self) -> HttpClient:
+        """The sender's own HTTP client (made on first use)."""
         if self._http is None:
             self._http = HttpClient(timeout=self._timeout, user_agent=USER_AGENT)
+        return self._http
+
+    def _head(self, options: PushOptions, authorization: str) -> bytes:
+        """The request's header lines for the own HTTP client."""
         head = self._heads.get(options)
         if head is None:
             # The options' header lines, written once per options object in use.
@@ -262,19 +327,7 @@ class WebPushSender:
             head = self._heads[options] = lines.encode("latin-1")
             if len(self._heads) > 64:  # options made per message: keep the cache small
                 self._heads.pop(next(iter(self._heads)))
-        try:
-            response = await self._http.post(
-                url, body, b"%sAuthorization: %s\r\n" % (head, authorization.encode("latin-1"))
-            )
-        except (TimeoutError, OSError) as exc:
-            return classify(exc), str(exc)[:_DETAIL_LIMIT]
-        status = response.status
-        outcome = classify(status, response.headers)
-        if 300 <= status < 400 and isinstance(outcome, Rejected):
-            return outcome, outcome.reason  # a redirect's body explains nothing
-        if outcome.retryable or not 200 <= status < 300:
-            return outcome, response.body[:_DETAIL_LIMIT].decode("utf-8", "replace")
-        return outcome, ""
+        return b"%sAuthorization: %s\r\n" % (head, authorization.encode("latin-1"))
 
     async def _post_session(
         self, session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
@@ -297,10 +350,219 @@ class WebPushSender:
         return outcome, ""
 
 
-async def _iterate(messages: Messages) -> AsyncIterator[MessageLike]:
-    if isinstance(messages, AsyncIterable):
-        async for item in messages:
-            yield item
-    else:
-        for item in messages:
-            yield item
+def _outcome_of(response: Response) -> tuple[Outcome, str]:
+    """The outcome of an answer from the own HTTP client, and its detail."""
+    status = response.status
+    outcome = classify(status, response.headers)
+    if 300 <= status < 400 and isinstance(outcome, Rejected):
+        return outcome, outcome.reason  # a redirect's body explains nothing
+    if outcome.retryable or not 200 <= status < 300:
+        return outcome, response.body[:_DETAIL_LIMIT].decode("utf-8", "replace")
+    return outcome, ""
+
+
+Prepared = tuple[PushMessage, bytes, PushOptions, Vapid]
+
+
+class _Stream:
+    """One :meth:`WebPushSender.send_many`: takes messages while fewer than
+    ``max_pending`` are in progress, and collects their results as they finish.
+
+    A message's first attempt, when its push service has a free slot and a pooled
+    connection is idle, is written at once and its answer handled in a callback: no task,
+    no coroutine per message (docs/performance.md has the figures). Everything else — a
+    connection to open, a retry, a push service paused by a 429, a caller's aiohttp
+    session — runs as a task through ``WebPushSender._deliver``, as :meth:`send` does.
+    """
+
+    def __init__(self, sender: WebPushSender, messages: Messages) -> None:
+        self.sender = sender
+        self.loop = asyncio.get_running_loop()
+        self.results: deque[PushResult | Exception] = deque()  # an Exception is raised
+        self.pending = 0  # messages taken whose result is not in ``results`` yet
+        self.exhausted = False  # nothing more will be taken
+        self.closed = False
+        self.tasks: set[asyncio.Task[PushResult]] = set()
+        self.on_wire: set[_Connection] = set()  # first attempts awaiting their answer
+        self.queued: set[asyncio.Future[None]] = set()  # first attempts awaiting a slot
+        self._waiter: asyncio.Future[None] | None = None  # the consumer's
+        self._room: asyncio.Future[None] | None = None  # an async source's feeder's
+        self._items: Iterator[MessageLike] | None = None
+        self._feeder: asyncio.Task[None] | None = None
+        if isinstance(messages, AsyncIterable):
+            self._feeder = self.loop.create_task(self._feed(messages))
+        else:
+            self._items = iter(messages)
+            self._fill()
+
+    # --- the consumer's side -----------------------------------------------------------
+
+    def ended(self) -> bool:
+        return self.exhausted and self.pending == 0 and not self.results
+
+    async def wait(self) -> None:
+        """Until a result comes or the stream ends."""
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def close(self) -> None:
+        """Stop: post nothing more, abandon what is on the wire, cancel the tasks."""
+        self.closed = True
+        for waiter in self.queued:
+            waiter.cancel()
+        self.queued.clear()
+        for conn in self.on_wire:  # their answers would come to nobody
+            self.sender.http.finish(conn, ok=False)
+        self.on_wire.clear()
+        tasks: list[asyncio.Task[Any]] = [*self.tasks]
+        if self._feeder is not None:
+            tasks.append(self._feeder)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- taking messages ---------------------------------------------------------------
+
+    def _fill(self) -> None:
+        """Take messages from a sync source while there is room."""
+        items = self._items
+        if items is None:
+            return
+        limit = self.sender._max_pending
+        while not self.exhausted and not self.closed and self.pending < limit:
+            try:
+                item = next(items)
+            except StopIteration:
+                self.exhausted = True
+                self._wake()
+                return
+            except Exception as exc:  # the caller's iterable raised
+                self._fail(exc)
+                return
+            self._start(item)
+
+    async def _feed(self, messages: AsyncIterable[MessageLike]) -> None:
+        """Take messages from an async source while there is room."""
+        try:
+            async for item in messages:
+                while self.pending >= self.sender._max_pending:
+                    self._room = self.loop.create_future()
+                    await self._room
+                self._start(item)
+        except Exception as exc:  # the caller's iterable raised
+            self._fail(exc)
+        finally:
+            self.exhausted = True
+            self._wake()
+
+    def _start(self, item: MessageLike) -> None:
+        self.pending += 1
+        sender = self.sender
+        try:
+            prepared = sender._prepare_item(item)
+        except Exception as exc:  # a malformed item or a bug: the caller must hear of it
+            self._done(exc)
+            return
+        if isinstance(prepared, PushResult):
+            self._done(prepared)
+            return
+        host = sender._host(prepared[0].subscription.origin)
+        if sender._session is not None or host.not_before > self.loop.time():
+            self._spawn(sender._deliver(*prepared))
+        elif host.slots.try_take():
+            self._post(prepared, host)
+        else:  # its push service has all its slots in use: wait for one, in turn
+            waiter = host.slots.take_later()
+            self.queued.add(waiter)
+            waiter.add_done_callback(partial(self._slot_given, prepared, host))
+
+    def _slot_given(self, prepared: Prepared, host: _Host, waiter: asyncio.Future[None]) -> None:
+        self.queued.discard(waiter)
+        if waiter.cancelled():
+            return
+        if self.closed:
+            host.slots.give()
+            return
+        self._post(prepared, host)
+
+    def _post(self, prepared: Prepared, host: _Host) -> None:
+        """The first attempt, holding one of the push service's slots: written on an idle
+        connection, or (none idle) by a task that connects."""
+        message, body, options, vapid = prepared
+        origin = message.subscription.origin
+        try:
+            head = self.sender._head(options, vapid.authorization(origin))
+            started = self.sender.http.start(message.subscription.endpoint, body, head)
+        except OSError:  # not a URL it can post to: the task's attempt says why
+            started = None
+        if started is None:
+            host.slots.give()
+            self._spawn(self.sender._deliver(*prepared))
+            return
+        conn, answer = started
+        self.on_wire.add(conn)
+        answer.add_done_callback(partial(self._answered, prepared, host, conn))
+
+    # --- results -----------------------------------------------------------------------
+
+    def _answered(
+        self, prepared: Prepared, host: _Host, conn: _Connection, answer: asyncio.Future[Response]
+    ) -> None:
+        host.slots.give()
+        if self.closed:  # abandoned by close(): its connection is closed already
+            if not answer.cancelled():
+                answer.exception()  # retrieved, so asyncio does not report it as lost
+            return
+        self.on_wire.discard(conn)
+        sender = self.sender
+        # Cancelled only by close() (then closed, above): count it as a dropped connection.
+        error = ConnectionError("request cancelled") if answer.cancelled() else answer.exception()
+        if error is not None:
+            sender.http.finish(conn, ok=False)
+            if not isinstance(error, TimeoutError | OSError):  # a bug: the caller must hear
+                self._done(error if isinstance(error, Exception) else RuntimeError(repr(error)))
+                return
+            first = (classify(error), str(error)[:_DETAIL_LIMIT])
+        else:
+            sender.http.finish(conn)
+            first = _outcome_of(answer.result())
+        if first[0].retryable and sender._max_attempts > 1:
+            self._spawn(sender._deliver(*prepared, first=first))
+        else:
+            self._done(PushResult(prepared[0], first[0], 1, first[1]))
+        self._fill()
+
+    def _spawn(self, work: Coroutine[Any, Any, PushResult]) -> None:
+        task = self.loop.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[PushResult]) -> None:
+        self.tasks.discard(task)
+        if self.closed or task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._done(task.result())
+        else:  # a bug: the caller must hear of it, or it would wait for this forever
+            self._done(error if isinstance(error, Exception) else RuntimeError(repr(error)))
+        self._fill()
+
+    def _done(self, result: PushResult | Exception) -> None:
+        self.pending -= 1
+        self.results.append(result)
+        self._wake()
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        self.results.append(error)
+        self.exhausted = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)

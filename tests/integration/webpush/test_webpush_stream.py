@@ -1,0 +1,114 @@
+"""``send_many`` once its connections are pooled: first attempts are then written at once
+and answered in callbacks, without a task each (``_Stream`` in ``_sender.py``). The same
+promises hold there as on the task path the other sender tests mostly take (a fresh
+sender has no connection yet): temporary failures retried through, the per-host bound,
+and a stream stopped early leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from pushcamp.testing.simulator import Fault, PushServiceSimulator
+from pushcamp.webpush import PushResult, Subscription, Vapid, WebPushSender
+from pushcamp.webpush._sender import _Slots
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout=60))
+
+
+async def warm(sender: WebPushSender, subs: list[Subscription], per_host: int) -> None:
+    """Open ``per_host`` connections (their first messages go through the task path)."""
+    assert all([r.ok async for r in sender.send_many((s, b"warm", None) for s in subs[:per_host])])
+
+
+def test_first_attempts_on_pooled_connections_are_retried_through(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    subs = [push_simulator.subscribe() for _ in range(300)]
+    plain = [s.subscription() for s in subs]
+
+    async def main() -> list[PushResult]:
+        async with WebPushSender(vapid, per_host=4, max_attempts=12, rng=random.Random(5)) as s:
+            await warm(s, plain, 4)
+            push_simulator.add_fault_rate(Fault.unavailable(retry_after=0), 0.3)
+            push_simulator.add_fault_rate(Fault.server_error(502), 0.1)
+            return [r async for r in s.send_many((sub, b"x", None) for sub in plain[4:])]
+
+    results = run(main())
+    assert len(results) == 296
+    assert all(r.ok for r in results), [r.outcome for r in results if not r.ok]
+    assert any(r.attempts > 1 for r in results)
+    # Each one arrived once, after as many requests as its result says.
+    by_order = sorted(results, key=lambda r: plain.index(r.subscription))
+    for sub, result in zip(subs[4:], by_order, strict=True):
+        assert len(push_simulator.messages(sub)) == 1
+        assert push_simulator.attempts(sub) == result.attempts
+    assert push_simulator.stats()["connections"] <= 4 + 4  # the pool, and its replacements
+
+
+def test_the_per_host_bound_holds_on_pooled_connections(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    plain = [push_simulator.subscribe().subscription() for _ in range(80)]
+
+    async def main() -> list[PushResult]:
+        async with WebPushSender(vapid, per_host=3, max_pending=40) as sender:
+            await warm(sender, plain, 3)
+            push_simulator.add_fault_rate(Fault.slow(0.01), 1.0)  # answers late: they overlap
+            return [r async for r in sender.send_many((s, b"x", None) for s in plain[3:])]
+
+    results = run(main())
+    assert len(results) == 77 and all(r.ok for r in results)
+    assert push_simulator.stats()["max_in_flight"] <= 3
+
+
+def test_a_stream_stopped_early_leaves_the_sender_whole(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    plain = [push_simulator.subscribe().subscription() for _ in range(120)]
+
+    async def main() -> list[PushResult]:
+        async with WebPushSender(vapid, per_host=2, max_pending=50) as sender:
+            await warm(sender, plain, 2)
+            push_simulator.add_fault_rate(Fault.slow(0.05), 1.0)
+            seen = 0
+            # Most of these wait for one of the two slots when the consumer stops.
+            async for _ in sender.send_many((s, b"x", None) for s in plain[2:60]):
+                seen += 1
+                if seen == 3:
+                    break
+            # Requests abandoned on the wire are the push service's until it answers them.
+            while push_simulator.stats()["in_flight"]:
+                await asyncio.sleep(0.01)
+            # The same sender, afterwards: every slot back, none taken twice.
+            return [r async for r in sender.send_many((s, b"y", None) for s in plain[60:])]
+
+    results = run(main())
+    assert len(results) == 60 and all(r.ok for r in results)
+    assert push_simulator.stats()["max_in_flight"] <= 2
+
+
+def test_slots_skip_waiters_that_gave_up() -> None:
+    async def main() -> None:
+        slots = _Slots(1)
+        assert slots.try_take() and not slots.try_take()
+        gave_up = slots.take_later()
+        waiting = slots.take_later()
+        gave_up.cancel()
+        slots.give()  # to the first waiter still waiting
+        assert waiting.done() and not waiting.cancelled()
+        assert not slots.try_take()  # still held, by the waiter
+        slots.give()
+        late = slots.take_later()
+        late.cancel()
+        assert slots.try_take()  # a waiter that gave up holds nothing back
+        slots.give()
+        assert slots.free == 1
+
+    run(main())
