@@ -15,7 +15,7 @@ gap between the two rows is what durability costs.
 
     .venv/bin/python bench/launch.py [--sizes 10000,100000] [--database-url URL]
                                      [--counters on|off|both] [--repeat N]
-                                     [--worker] [--profile DIR]
+                                     [--worker] [--profile DIR] [--in-place]
 
 The floor: every run also measures, in this bench process and in the same run, the CPU
 that RFC 8291 encryption alone costs per message (``pushcamp.webpush.encrypt`` in a
@@ -29,6 +29,13 @@ with in-process delivery off and one ``pushcamp worker --concurrency 1`` (Celery
 local Redis, ``--broker-url``); the CPU counted is then the server's plus the worker
 process tree's. ``--profile DIR`` records a py-spy flame graph (SVG) of the process that
 sends (the server, or the worker's child) during each launch.
+
+``--in-place`` also times the encryption where it runs: a ``sitecustomize`` module (on
+the server's and the worker's ``PYTHONPATH`` only) wraps the sender's ``encrypt`` and
+adds up its thread CPU, so the column "in place" is the encryption's cost inside the
+launch itself and "×" beside it the server's CPU over it: the same ratio, without the
+drift between the launch and a separate measurement on a machine whose load moves
+(the wrapper adds two clock reads per push to the server's CPU).
 
 ``--counters off`` measures what the statistics counters cost a launch: the server
 process then records deliveries with the plain insert, without the counters (a
@@ -186,6 +193,44 @@ launches.record_deliveries = record_deliveries
 """
 
 
+# The sitecustomize for ``--in-place``: the encryption each push's sender calls, timed
+# where it runs (thread CPU), its totals written to a file per process every 200 calls.
+ENCRYPTION_IN_PLACE = """
+import os
+import time
+
+import pushcamp.webpush._sender as sender
+
+_encrypt = sender.encrypt
+_path = os.path.join(os.environ["PUSHCAMP_BENCH_ENC_DIR"], str(os.getpid()))
+_total = [0.0, 0]
+
+
+def encrypt(payload, subscription):
+    start = time.thread_time()
+    body = _encrypt(payload, subscription)
+    _total[0] += time.thread_time() - start
+    _total[1] += 1
+    if _total[1] % 200 == 0:
+        with open(_path, "w") as f:
+            f.write(f"{_total[0]} {_total[1]}")
+    return body
+
+
+sender.encrypt = encrypt
+"""
+
+
+def encryption_in_place_us(directory: Path) -> float:
+    """CPU per encryption as timed inside the sending processes (ENCRYPTION_IN_PLACE)."""
+    seconds = calls = 0.0
+    for path in directory.iterdir():
+        spent, count = path.read_text().split()
+        seconds, calls = seconds + float(spent), calls + int(count)
+        path.unlink()
+    return seconds / calls * 1e6 if calls else float("nan")
+
+
 def launch_run(
     size: int,
     database_url: str,
@@ -194,6 +239,7 @@ def launch_run(
     counters: bool = True,
     broker_url: str | None = None,
     profile: Path | None = None,
+    in_place: bool = False,
 ) -> dict[str, float]:
     env = dict(
         os.environ,
@@ -210,10 +256,17 @@ def launch_run(
             # republish; 600 s by default would stall the bench (idle, not CPU).
             PUSHCAMP_BROKER_REPUBLISH_SECONDS="20",
         )
-    if not counters:
-        site = workdir / "without-counters"
+    site_parts = ([] if counters else [WITHOUT_COUNTERS]) + (
+        [ENCRYPTION_IN_PLACE] if in_place else []
+    )
+    enc_dir = workdir / "encryption-in-place"
+    if in_place:
+        enc_dir.mkdir(exist_ok=True)
+        server_env["PUSHCAMP_BENCH_ENC_DIR"] = str(enc_dir)
+    if site_parts:
+        site = workdir / "site"
         site.mkdir(exist_ok=True)
-        (site / "sitecustomize.py").write_text(WITHOUT_COUNTERS)
+        (site / "sitecustomize.py").write_text("\n".join(site_parts))
         paths = [str(site), str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
         server_env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     partner = f"bench{size}{secrets.token_hex(3)}"
@@ -296,6 +349,7 @@ def launch_run(
             "cpu_share": cpu / seconds,
             "cpu_us": cpu / size * 1e6,
             "enc_us": encryption_cpu_us(),  # the floor, measured right after this launch
+            "enc_in_place_us": encryption_in_place_us(enc_dir) if in_place else float("nan"),
         }
     finally:
         if worker:
@@ -338,6 +392,11 @@ def main() -> None:
         help="with --worker: a Redis database of its own (the bench empties it)",
     )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy SVGs into DIR")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="also time the encryption inside the sending process (its share of the CPU)",
+    )
     args = parser.parse_args()
     broker_url = args.broker_url if args.worker else None
     if args.profile:
@@ -360,7 +419,14 @@ def main() -> None:
                     )
                     rows.append(
                         launch_run(
-                            size, database_url, workdir, sim, counters, broker_url, args.profile
+                            size,
+                            database_url,
+                            workdir,
+                            sim,
+                            counters,
+                            broker_url,
+                            args.profile,
+                            args.in_place,
                         )
                     )
         reference, reference_cpu = asyncio.run(reference_run(sim, min(sizes)))
@@ -387,6 +453,12 @@ def main() -> None:
             f" {r['rss_start']:>8.0f}MB {r['rss_peak']:>7.0f}MB"
             f" {r['cpu_share']:>5.0%} {r['cpu_us']:>4.0f}µs/push"
             f" {r['enc_us']:>6.0f}µs/m {r['cpu_us'] / r['enc_us']:>5.2f}x"
+            + (
+                f"   in place {r['enc_in_place_us']:.0f}µs/m"
+                f" {r['cpu_us'] / r['enc_in_place_us']:.2f}x"
+                if args.in_place
+                else ""
+            )
         )
     if len(modes) == 2:
         for size in sizes:
