@@ -1,5 +1,7 @@
 """Servers of their own for the hostile-client tests, with short limits so that the
-deadlines can be watched passing in a second or two."""
+deadlines can be watched passing in a second or two. One of each for this folder
+(package scope): stopped after its last test, instead of polling the database, idle, for
+the rest of the session."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class LoggedServer:
         return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def guarded(
     database_url: str, db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoggedServer]:
@@ -70,7 +72,7 @@ def guarded(
         yield LoggedServer(proc, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def capped(
     database_url: str, db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoggedServer]:
@@ -85,7 +87,7 @@ def capped(
         yield LoggedServer(proc, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def with_public_url(
     database_url: str, db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoggedServer]:
@@ -95,7 +97,7 @@ def with_public_url(
         yield LoggedServer(proc, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def with_allowed_hosts(
     database_url: str, db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoggedServer]:
