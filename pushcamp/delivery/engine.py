@@ -493,9 +493,9 @@ class DeliveryCore:
         delete, paused by another worker; None: gone): the page is then abandoned."""
         while True:
             await asyncio.sleep(STOP_CHECK_SECONDS)
-            launch = await self.read(q.get_launch, launch_id)
-            if launch is None or launch.status not in RUNNABLE:
-                return None if launch is None else launch.status
+            status = await self.read(q.launch_status, launch_id)
+            if status not in RUNNABLE:
+                return status
 
     async def _post(
         self,
@@ -630,8 +630,7 @@ def _aware(moment: datetime) -> datetime:
 def _page_if_runnable(conn: Connection, *, launch_id: int, **page: Any) -> list[q.Recipient] | None:
     """The launch's next audience page (:func:`store.launches.audience_page`), or None
     when the launch is no longer runnable: both in one read, one thread hop per page."""
-    current = q.get_launch(conn, launch_id)
-    if current is None or current.status not in RUNNABLE:
+    if q.launch_status(conn, launch_id) not in RUNNABLE:
         return None
     return q.audience_page(conn, launch_id=launch_id, **page)
 

@@ -178,6 +178,16 @@ def get_launch(conn: Connection, launch_id: int) -> LaunchRow | None:
     return LaunchRow(**row._mapping) if row else None
 
 
+_LAUNCH_STATUS = select(Launch.status).where(Launch.id == bindparam("launch_id"))
+
+
+def launch_status(conn: Connection, launch_id: int) -> str | None:
+    """The launch's status alone (None: no such launch), for the engine's checks between
+    pages, which need nothing else of the row."""
+    found = conn.execute(_LAUNCH_STATUS, {"launch_id": launch_id}).first()
+    return None if found is None else str(found[0])
+
+
 def latest_launch_id(conn: Connection, campaign_id: int) -> int | None:
     found = conn.execute(
         select(Launch.id).where(Launch.campaign_id == campaign_id).order_by(Launch.id.desc())
