@@ -97,6 +97,11 @@ class WebhookDispatcher:
         self.stopping = False
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # While nothing is due, one worker looks every ``poll`` seconds and the others
+        # wait until it finds something (each look is a write transaction: four of them
+        # a second, in every process, cost an idle worker process two thirds of its CPU).
+        self._looking = False
+        self._found = asyncio.Event()
         self.posts = 0  # POSTs made by this dispatcher (logs, tests)
 
     async def start(self) -> None:
@@ -146,8 +151,9 @@ class WebhookDispatcher:
                 log.warning("webhook_claim_failed", error=type(exc).__name__)
                 claimed = None
             if claimed is None:
-                await asyncio.sleep(self.poll)
+                await self._idle()
                 continue
+            self._found.set()  # there may be more: the idle workers look too
             try:
                 await self.send(*claimed)
             except asyncio.CancelledError:
@@ -156,6 +162,20 @@ class WebhookDispatcher:
                 # The events stay claimed; their lease runs out and they are taken again.
                 log.exception("webhook_send_failed", webhook_id=claimed[0].id)
                 await asyncio.sleep(self.poll)
+
+    async def _idle(self) -> None:
+        """Nothing was due: look again in ``poll`` seconds if no other worker is looking,
+        else wait until one finds something. One worker is always looking while any is
+        idle: the first to come here when none is."""
+        if self._looking:
+            self._found.clear()
+            await self._found.wait()
+            return
+        self._looking = True
+        try:
+            await asyncio.sleep(self.poll)
+        finally:
+            self._looking = False
 
     async def send(self, hook: q.WebhookRow, events: list[q.EventRow]) -> bool:
         """POST ``events`` to ``hook`` as one signed batch and record the outcome."""
