@@ -9,9 +9,9 @@ It prints the time from the launch request to the last push, pushes/s, and the s
 process's peak resident memory (VmHWM) — the figure that must not grow with the
 audience.
 
-As a reference, in the same run, the same subscriptions are sent the same payload by
-the bare protocol library (``WebPushSender.send_many``, no database, no records): the
-gap between the two rows is what durability costs.
+As a reference, in the same run and at each audience size, the same subscriptions are
+sent the same payload by the bare protocol library (``WebPushSender.send_many``, no
+database, no records): the gap between the two rows is what durability costs.
 
     .venv/bin/python bench/launch.py [--sizes 10000,100000] [--database-url URL]
                                      [--counters on|off|both] [--repeat N]
@@ -429,7 +429,8 @@ def main() -> None:
                             args.in_place,
                         )
                     )
-        reference, reference_cpu = asyncio.run(reference_run(sim, min(sizes)))
+        # The bare sender to the same simulator, at each audience size.
+        references = {size: asyncio.run(reference_run(sim, size)) for size in sizes}
         enc_now = encryption_cpu_us()
     mode = "one Celery worker" if broker_url else "in-process"
     print(f"\nbackend: {database_url.split(':')[0]}; delivery: {mode}; cores: {os.cpu_count()}")
@@ -477,14 +478,15 @@ def main() -> None:
     elif len(rows) > 1 and len(sizes) > 1:
         growth = (rows[-1]["rss_peak"] / rows[0]["rss_peak"] - 1) * 100
         print(f"peak memory, {rows[-1]['size']:,} vs {rows[0]['size']:,}: {growth:+.1f}%")
-    print(
-        f"reference: WebPushSender alone (no DB, no records), {min(sizes):,} messages:"
-        f" {reference:,.0f}/s, {reference_cpu:.0f} µs CPU/message,"
-        f" encryption alone {enc_now:.0f} µs/message ({reference_cpu / enc_now:.2f}x)"
-    )
+    for size, (reference, reference_cpu) in references.items():
+        print(
+            f"reference: WebPushSender alone (no DB, no records), {size:,} messages:"
+            f" {reference:,.0f}/s, {reference_cpu:.0f} µs CPU/message,"
+            f" encryption alone {enc_now:.0f} µs/message ({reference_cpu / enc_now:.2f}x)"
+        )
     for r in rows:
-        if r["size"] == min(sizes):
-            print(f"engine / bare sender, {r['size']:,}: {r['rate'] / reference:.2f}x")
+        bare = references[int(r["size"])][0]
+        print(f"engine / bare sender, {r['size']:,}: {r['rate'] / bare:.2f}x")
 
 
 if __name__ == "__main__":
