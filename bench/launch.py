@@ -252,9 +252,6 @@ def launch_run(
         server_env.update(
             PUSHCAMP_BROKER_URL=broker_url,
             PUSHCAMP_DELIVERY_IN_PROCESS="false",
-            # A batch whose task came before it was claimable waits for the outbox's
-            # republish; 600 s by default would stall the bench (idle, not CPU).
-            PUSHCAMP_BROKER_REPUBLISH_SECONDS="20",
         )
     site_parts = ([] if counters else [WITHOUT_COUNTERS]) + (
         [ENCRYPTION_IN_PLACE] if in_place else []
