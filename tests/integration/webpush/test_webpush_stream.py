@@ -73,6 +73,8 @@ def test_a_stream_stopped_early_leaves_the_sender_whole(
 ) -> None:
     plain = [push_simulator.subscribe().subscription() for _ in range(120)]
 
+    slots_after: list[tuple[int, int]] = []
+
     async def main() -> list[PushResult]:
         async with WebPushSender(vapid, per_host=2, max_pending=50) as sender:
             await warm(sender, plain, 2)
@@ -87,11 +89,14 @@ def test_a_stream_stopped_early_leaves_the_sender_whole(
             while push_simulator.stats()["in_flight"]:
                 await asyncio.sleep(0.01)
             # The same sender, afterwards: every slot back, none taken twice.
-            return [r async for r in sender.send_many((s, b"y", None) for s in plain[60:])]
+            results = [r async for r in sender.send_many((s, b"y", None) for s in plain[60:])]
+            slots = next(iter(sender._hosts.values())).slots
+            slots_after.append((slots.free, len(slots._waiters)))
+            return results
 
     results = run(main())
     assert len(results) == 60 and all(r.ok for r in results)
-    assert push_simulator.stats()["max_in_flight"] <= 2
+    assert slots_after == [(2, 0)]  # both slots free again, nobody left waiting
 
 
 def test_slots_skip_waiters_that_gave_up() -> None:
