@@ -39,7 +39,7 @@ from pushcamp.testing.process import ServerProcess, WorkerProcess
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
 from tests.conftest import fresh_database
 from tests.integration.launch.conftest import add_subscribers, launch_body
-from tests.integration.scaled.conftest import unavailable
+from tests.integration.scaled.conftest import own_redis_broker, unavailable
 
 REDIS_BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_REDIS_URL", "redis://127.0.0.1:6379/13")
 AMQP_BROKER = os.environ.get("PUSHCAMP_TEST_BROKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -47,20 +47,6 @@ PUBLIC_URL = "https://push.pushcamp.test"
 PARTNER = "scaled1"
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def _redis_broker() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_BROKER, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except redis.RedisError as exc:
-        unavailable(f"no Redis answers at {REDIS_BROKER} ({exc})")
-    try:
-        yield REDIS_BROKER
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @contextmanager
@@ -82,7 +68,7 @@ def _amqp_broker(queue: str) -> Iterator[str]:
 @contextmanager
 def _broker(kind: str, queue: str) -> Iterator[str]:
     if kind == "redis":
-        with _redis_broker() as url:
+        with own_redis_broker(REDIS_BROKER) as url:
             yield url
     else:
         with _amqp_broker(queue) as url:
@@ -345,7 +331,7 @@ def test_workers_pause_a_launch_together(setup: Setup) -> None:
 
     audience = 1500  # 3 batches, all sent at once by the 2 workers
     with ExitStack() as stack:
-        broker = stack.enter_context(_redis_broker())
+        broker = stack.enter_context(own_redis_broker(REDIS_BROKER))
         sim = stack.enter_context(PushServiceSimulator(seed=8))
         other_key = Vapid.generate("mailto:push@pushcamp.dev").public_key
         add_subscribers(setup.db, PARTNER, sim, audience, application_server_key=other_key)
