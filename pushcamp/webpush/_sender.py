@@ -88,8 +88,7 @@ class _Slots:
     async def take(self) -> None:
         if self.try_take():
             return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiter = self.take_later()
         try:
             await waiter
         except asyncio.CancelledError:
@@ -115,6 +114,8 @@ class _Host:
 
 
 MessageLike = PushMessage | tuple[Any, ...]
+# A message ready to post: its body encrypted, its options and VAPID identity resolved.
+Prepared = tuple[PushMessage, bytes, PushOptions, Vapid]
 Messages = AsyncIterable[MessageLike] | Iterable[MessageLike]
 
 
@@ -219,9 +220,7 @@ class WebPushSender:
             # The consumer may stop early (break, exception): stop the rest, quietly.
             await stream.close()
 
-    def _prepare_item(
-        self, item: MessageLike
-    ) -> tuple[PushMessage, bytes, PushOptions, Vapid] | PushResult:
+    def _prepare_item(self, item: MessageLike) -> Prepared | PushResult:
         """A stream's item ready to post, or its result when it cannot be built."""
         message = item if isinstance(item, PushMessage) else PushMessage(*item)
         try:
@@ -231,7 +230,7 @@ class WebPushSender:
         except (InvalidSubscription, InvalidVapid, InvalidOptions) as exc:
             return PushResult(message, Rejected(None, str(exc)), attempts=0, detail=str(exc))
 
-    def _prepare(self, message: PushMessage) -> tuple[PushMessage, bytes, PushOptions, Vapid]:
+    def _prepare(self, message: PushMessage) -> Prepared:
         subscription, payload, options = message
         if not isinstance(subscription, Subscription):
             subscription = Subscription.from_json(subscription)
@@ -309,7 +308,7 @@ class WebPushSender:
             response = await self.http.post(url, body, self._head(options, authorization))
         except (TimeoutError, OSError) as exc:
             return classify(exc), str(exc)[:_DETAIL_LIMIT]
-        return _outcome_of(response)
+        return _outcome_of(response.status, response.headers, response.body)
 
     @property
     def http(self) -> HttpClient:
@@ -339,29 +338,19 @@ class WebPushSender:
             async with session.post(
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                content = await response.read()
-                outcome = classify(response.status, response.headers)
+                return _outcome_of(response.status, response.headers, await response.read())
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return classify(exc), str(exc)[:_DETAIL_LIMIT]
-        if 300 <= response.status < 400 and isinstance(outcome, Rejected):
-            return outcome, outcome.reason  # a redirect's body explains nothing
-        if outcome.retryable or not 200 <= response.status < 300:
-            return outcome, content[:_DETAIL_LIMIT].decode("utf-8", "replace")
-        return outcome, ""
 
 
-def _outcome_of(response: Response) -> tuple[Outcome, str]:
-    """The outcome of an answer from the own HTTP client, and its detail."""
-    status = response.status
-    outcome = classify(status, response.headers)
+def _outcome_of(status: int, headers: Mapping[str, str], body: bytes) -> tuple[Outcome, str]:
+    """The outcome of a push service's answer, and its detail (the start of its body)."""
+    outcome = classify(status, headers)
     if 300 <= status < 400 and isinstance(outcome, Rejected):
         return outcome, outcome.reason  # a redirect's body explains nothing
     if outcome.retryable or not 200 <= status < 300:
-        return outcome, response.body[:_DETAIL_LIMIT].decode("utf-8", "replace")
+        return outcome, body[:_DETAIL_LIMIT].decode("utf-8", "replace")
     return outcome, ""
-
-
-Prepared = tuple[PushMessage, bytes, PushOptions, Vapid]
 
 
 class _Stream:
@@ -528,7 +517,8 @@ class _Stream:
             first = (classify(error), str(error)[:_DETAIL_LIMIT])
         else:
             sender.http.finish(conn)
-            first = _outcome_of(answer.result())
+            response = answer.result()
+            first = _outcome_of(response.status, response.headers, response.body)
         if first[0].retryable and sender._max_attempts > 1:
             self._spawn(sender._deliver(*prepared, first=first))
         else:
