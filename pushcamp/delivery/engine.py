@@ -48,6 +48,7 @@ from pushcamp.domain.launches import (
     DeliveryState,
     DropReason,
     LaunchStatus,
+    PayloadParts,
     ab_variant_of,
     audience_language,
     content_for,
@@ -381,7 +382,7 @@ class DeliveryCore:
             )
             # The payload around the token, per text (one for a launch without
             # personalisation, variants or an A/B test).
-            parts: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+            parts: dict[tuple[str, str], PayloadParts] = {}
             page = _Page([], {})
             for r in to_send:
                 try:
@@ -409,9 +410,7 @@ class DeliveryCore:
                         title=text[0],
                         description=text[1],
                     )
-                # The token is ours (base64url and the partner id's characters): it goes
-                # into the JSON string as it is.
-                payload = around[0] + signer.sign(r.id).encode("ascii") + around[1]
+                payload = around.with_token(signer.sign(r.id))
                 page.by_endpoint[r.endpoint] = r
                 page.messages.append((subscription, payload, options))
             if self.stopping:

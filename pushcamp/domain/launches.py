@@ -71,6 +71,7 @@ __all__ = [
     "NotificationAction",
     "Target",
     "build_payload",
+    "PayloadParts",
     "payload_parts",
     "check_payload",
     "engaged",
@@ -873,7 +874,7 @@ def build_payload(
         raise ValueError(f"event token longer than {MAX_TOKEN_CHARS} characters")
     if not _JSON_PLAIN.fullmatch(token):
         raise ValueError("event token must be printable ASCII without quotes or backslashes")
-    head, tail = payload_parts(
+    parts = payload_parts(
         req,
         default_icon=default_icon,
         events_url=events_url,
@@ -881,7 +882,20 @@ def build_payload(
         title=title,
         description=description,
     )
-    return head + token.encode("ascii") + tail
+    return parts.with_token(token)
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadParts:
+    """:func:`build_payload`'s bytes before and after the token."""
+
+    head: bytes
+    tail: bytes
+
+    def with_token(self, token: str) -> bytes:
+        """The payload with ``token``, which must need no JSON escaping (a signed event
+        token never does: :func:`build_payload` checks one it is given)."""
+        return self.head + token.encode("ascii") + self.tail
 
 
 def payload_parts(
@@ -892,7 +906,7 @@ def payload_parts(
     tag: str,
     title: str | None = None,
     description: str | None = None,
-) -> tuple[bytes, bytes]:
+) -> PayloadParts:
     """:func:`build_payload`'s bytes before and after the token: the same for every
     subscriber who gets the same text, so a sender builds them once per launch and text
     and puts each subscriber's token between them (a token needs no JSON escaping)."""
@@ -919,7 +933,7 @@ def payload_parts(
     # bytes json.dumps gives for the whole object with the token in its place.
     head = _compact_json(payload)[:-1] + ',"token":"'
     tail = '",' + _compact_json({"events_url": events_url, "tag": tag})[1:]
-    return head.encode("utf-8"), tail.encode("utf-8")
+    return PayloadParts(head.encode("utf-8"), tail.encode("utf-8"))
 
 
 def _compact_json(value: object) -> str:
