@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -56,9 +56,6 @@ from pushcamp.store.models import (
 SHARDS = 8
 _KEY = ("launch_id", "bucket", "metric", "device", "shard")
 _STATS: Table = LaunchStat.__table__  # type: ignore[assignment]
-
-
-_ONE_MINUTE = timedelta(minutes=1)
 
 
 def _minute(moment: datetime) -> datetime:
@@ -229,22 +226,12 @@ def count_deliveries(conn: Connection, rows: Iterable[Any], sign: int = 1) -> No
     ``launch_id``, ``state``, ``reason``, ``device`` and ``created_at``, as a mapping or
     attributes (a ``RETURNING`` row)."""
     # The rows (up to 500 a group) share a handful of (minute, state, reason, device,
-    # arm): they are grouped first and each group's counters worked out once. A row is
-    # put in the minute of the row before when it falls inside it (two comparisons;
-    # cutting every row's time to its minute cost more than the rest of this loop).
+    # arm): they are grouped first and each group's counters worked out once.
     groups: Counter[tuple[Any, ...]] = Counter()
-    start: datetime | None = None
-    end = start
     for row in rows:
         r = row if isinstance(row, dict) else row._mapping
-        moment = r["created_at"]
-        if end is None or moment.tzinfo is not end.tzinfo or not start <= moment < end:
-            start, end = moment, None
-            if moment.tzinfo is UTC or moment.tzinfo is None:  # what pushcamp writes
-                start = moment.replace(second=0, microsecond=0)
-                end = start + _ONE_MINUTE
-        key = (r["launch_id"], start, r["state"], r["reason"], r["device"], r.get("variant"))
-        groups[key] += 1
+        at = r["created_at"].replace(second=0, microsecond=0)
+        groups[(r["launch_id"], at, r["state"], r["reason"], r["device"], r.get("variant"))] += 1
     tally: Counter[tuple[int, datetime, str, str]] = Counter()
     arms: Counter[tuple[int, int, datetime, str]] = Counter()
     for (launch_id, moment, state, reason, device, variant), n in groups.items():
