@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Connection
@@ -40,7 +39,7 @@ from pushcamp.delivery.decisions import (
     rule_drop,
     silent_defer_to,
 )
-from pushcamp.delivery.metrics import PUSHES
+from pushcamp.delivery.metrics import pushes
 from pushcamp.domain import event_tokens, personalise
 from pushcamp.domain.campaigns import CampaignStatus
 from pushcamp.domain.launch_codec import request_from_dict
@@ -615,12 +614,6 @@ class DeliveryCore:
         return cached[1]
 
 
-@lru_cache(maxsize=64)
-def _pushes(outcome: str) -> Any:
-    """The pushes counter of one outcome (a labelled child is found once, not per push)."""
-    return PUSHES.labels(outcome)
-
-
 def _aware(moment: datetime) -> datetime:
     # SQLite hands stored times back without their zone (they are UTC).
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
@@ -717,7 +710,7 @@ class _Recorder:
         )
 
     def drop(self, r: q.Recipient, reason: str, status: int | None) -> None:
-        _pushes(reason).inc()
+        pushes(reason).inc()
         self._add(r, DeliveryState.DROPPED, reason, status)
 
     def outcome(self, r: q.Recipient, result: PushResult) -> None:
@@ -730,7 +723,7 @@ class _Recorder:
         reason = drop_reason(outcome, r.vouched)
         if reason is None:
             assert isinstance(outcome, Sent)
-            _pushes("sent").inc()
+            pushes("sent").inc()
             self._add(r, DeliveryState.SENT, None, status)
             if not r.vouched:
                 self.accepted.append(r.id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import Counter
 
 from pushcamp.metrics import REGISTRY
@@ -12,3 +15,9 @@ PUSHES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+
+
+@lru_cache(maxsize=64)
+def pushes(outcome: str) -> Any:
+    """The pushes counter of one outcome: its labelled child found once, not per push."""
+    return PUSHES.labels(outcome)
