@@ -26,11 +26,12 @@ from tests.integration.launch.conftest import (
     launch_body,
     wait_for_launches,
 )
+from tests.integration.scaled.conftest import own_redis_broker
 from tests.integration.scaled.test_celery_runner import (
     PARTNER,
+    REDIS_BROKER,
     Setup,
     _batch_workers,
-    _redis_broker,
     _wait_ended,
 )
 
@@ -93,7 +94,7 @@ def test_two_celery_workers_keep_the_rate_together(backend: str, tmp_path: Path)
     with fresh_database(tmp_path, "pushcamp_throttle") as url, ExitStack() as stack:
         setup = Setup(url, tmp_path)
         stack.callback(setup.db.dispose)
-        broker = stack.enter_context(_redis_broker())
+        broker = stack.enter_context(own_redis_broker(REDIS_BROKER))
         sim = stack.enter_context(PushServiceSimulator(seed=11))
         subs = add_subscribers(setup.db, PARTNER, sim, AUDIENCE)
         worker_env = setup.env(broker)
