@@ -58,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Response] | None = None
+        self.timer: asyncio.TimerHandle | None = None  # the waiter's deadline
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.body_size = 0
@@ -92,7 +93,7 @@ class _Connection(asyncio.Protocol):
             # A body delimited by the connection's end (no Content-Length): it is complete.
             self._complete()
         else:
-            waiter.set_exception(ConnectionDropped("connection closed before an answer"))
+            self._settle(ConnectionDropped("connection closed before an answer"))
 
     # httptools callbacks
     def on_headers_complete(self) -> None:
@@ -112,16 +113,25 @@ class _Connection(asyncio.Protocol):
 
     # ours
     def _complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(Response(self.status, self.headers, b"".join(self.body)))
+        self._settle(Response(self.status, self.headers, b"".join(self.body)))
 
     def _fail(self, exc: Exception) -> None:
         self.reusable = False
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+        self._settle(exc)
         self.close()
+
+    def _settle(self, outcome: Response | Exception) -> None:
+        """The request's answer (or error) to its waiter, its deadline cancelled."""
+        waiter, self.waiter = self.waiter, None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, Response):
+            waiter.set_result(outcome)
+        else:
+            waiter.set_exception(outcome)
 
     def request(self, data: bytes, deadline: float) -> asyncio.Future[Response]:
         """Write a request; the future holds its answer, or TimeoutError when none is
@@ -131,10 +141,11 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         loop = asyncio.get_running_loop()
         waiter = self.waiter = loop.create_future()
-        # A timer on the future rather than asyncio.timeout() around the await: the same
-        # total deadline for a fraction of the cost per request.
-        timer = loop.call_at(deadline, self._expire, waiter)
-        waiter.add_done_callback(lambda _: timer.cancel())
+        # A timer rather than asyncio.timeout() around the await: the same total deadline
+        # for a fraction of the cost per request (cancelled when the answer is settled).
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = loop.call_at(deadline, self._expire, waiter)
         self.transport.write(data)
         return waiter
 
@@ -147,6 +158,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.reusable = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.close()
 

@@ -59,16 +59,44 @@ USER_AGENT = "pushcamp-webpush"
 _DETAIL_LIMIT = 300  # characters of a failure's body kept for the caller
 
 
+class _Queued:
+    """A stream's first attempt waiting for a slot: handed the slot by :meth:`_Slots.give`
+    and posted there and then, without a future or a callback scheduled on the loop.
+    It answers ``done()`` and ``set_result()`` as a waiting future does."""
+
+    __slots__ = ("post", "waiting")
+
+    def __init__(self, post: Callable[[], None]) -> None:
+        self.post = post
+        self.waiting = True
+
+    def done(self) -> bool:
+        return not self.waiting
+
+    def set_result(self, _: None) -> None:
+        self.waiting = False
+        self.post()
+
+    def cancel(self) -> None:
+        self.waiting = False
+
+
 class _Slots:
     """The requests one push service may have on the wire: one is taken at once when
-    free (a stream's first attempts, no coroutine), or awaited in turn (retries, new
-    connections); a slot given back goes to the longest waiter first."""
+    free (a stream's first attempts, no coroutine), or waited for in turn (a stream's
+    queued first attempt; a future for retries and new connections); a slot given back
+    goes to the longest waiter first."""
 
-    __slots__ = ("free", "_waiters")
+    __slots__ = ("free", "_waiters", "_giving", "_given_back")
 
     def __init__(self, size: int) -> None:
         self.free = size
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[None] | _Queued] = deque()
+        # A queued attempt is posted inside give(), and may give its slot straight back
+        # (no idle connection: a task connects): those are handed on by the outer give(),
+        # in a loop, so a long queue is never a deep recursion.
+        self._giving = False
+        self._given_back = 0
 
     def try_take(self) -> bool:
         waiters = self._waiters
@@ -85,6 +113,11 @@ class _Slots:
         self._waiters.append(waiter)
         return waiter
 
+    def queue(self, waiter: _Queued) -> None:
+        """``waiter.post()`` is called, holding a slot, by the ``give()`` that frees one
+        (cancel it to give up waiting)."""
+        self._waiters.append(waiter)
+
     async def take(self) -> None:
         if self.try_take():
             return
@@ -99,12 +132,25 @@ class _Slots:
             raise
 
     def give(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot goes straight to the waiter
-                return
-        self.free += 1
+        if self._giving:
+            self._given_back += 1
+            return
+        self._giving = True
+        try:
+            slots = 1
+            while slots:
+                slots -= 1
+                while self._waiters:
+                    waiter = self._waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(None)  # the slot goes straight to the waiter
+                        break
+                else:
+                    self.free += 1
+                slots += self._given_back
+                self._given_back = 0
+        finally:
+            self._giving = False
 
 
 @dataclass(slots=True)
@@ -373,7 +419,7 @@ class _Stream:
         self.closed = False
         self.tasks: set[asyncio.Task[PushResult]] = set()
         self.on_wire: set[_Connection] = set()  # first attempts awaiting their answer
-        self.queued: set[asyncio.Future[None]] = set()  # first attempts awaiting a slot
+        self.queued: set[_Queued] = set()  # first attempts waiting for a slot
         self._waiter: asyncio.Future[None] | None = None  # the consumer's
         self._room: asyncio.Future[None] | None = None  # an async source's feeder's
         self._items: Iterator[MessageLike] | None = None
@@ -464,14 +510,12 @@ class _Stream:
         elif host.slots.try_take():
             self._post(prepared, host)
         else:  # its push service has all its slots in use: wait for one, in turn
-            waiter = host.slots.take_later()
+            waiter = _Queued(lambda: self._slot_given(prepared, host, waiter))
             self.queued.add(waiter)
-            waiter.add_done_callback(partial(self._slot_given, prepared, host))
+            host.slots.queue(waiter)
 
-    def _slot_given(self, prepared: Prepared, host: _Host, waiter: asyncio.Future[None]) -> None:
+    def _slot_given(self, prepared: Prepared, host: _Host, waiter: _Queued) -> None:
         self.queued.discard(waiter)
-        if waiter.cancelled():
-            return
         if self.closed:
             host.slots.give()
             return
@@ -500,8 +544,8 @@ class _Stream:
     def _answered(
         self, prepared: Prepared, host: _Host, conn: _Connection, answer: asyncio.Future[Response]
     ) -> None:
-        host.slots.give()
         if self.closed:  # abandoned by close(): its connection is closed already
+            host.slots.give()
             if not answer.cancelled():
                 answer.exception()  # retrieved, so asyncio does not report it as lost
             return
@@ -511,12 +555,16 @@ class _Stream:
         error = ConnectionError("request cancelled") if answer.cancelled() else answer.exception()
         if error is not None:
             sender.http.finish(conn, ok=False)
+            host.slots.give()
             if not isinstance(error, TimeoutError | OSError):  # a bug: the caller must hear
                 self._done(error if isinstance(error, Exception) else RuntimeError(repr(error)))
                 return
             first = (classify(error), str(error)[:_DETAIL_LIMIT])
         else:
+            # The connection back in the pool before the slot is given: a first attempt
+            # waiting for the slot is posted on it there and then.
             sender.http.finish(conn)
+            host.slots.give()
             response = answer.result()
             first = _outcome_of(response.status, response.headers, response.body)
         if first[0].retryable and sender._max_attempts > 1:

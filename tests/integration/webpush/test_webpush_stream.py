@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable
+from functools import partial
 from typing import TypeVar
 
 from pushcamp.testing.simulator import Fault, PushServiceSimulator
 from pushcamp.webpush import PushResult, Subscription, Vapid, WebPushSender
-from pushcamp.webpush._sender import _Slots
+from pushcamp.webpush._sender import _Queued, _Slots
 
 T = TypeVar("T")
 
@@ -117,3 +118,40 @@ def test_slots_skip_waiters_that_gave_up() -> None:
         assert slots.free == 1
 
     run(main())
+
+
+def test_a_long_queue_behind_connections_that_all_fail_is_sent_through(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    # Every answer is a reset: each slot given back finds no idle connection for the next
+    # queued attempt, which gives the slot straight back in turn (a task connects). More
+    # waiters than Python's recursion limit must still each get their attempt.
+    plain = [push_simulator.subscribe().subscription() for _ in range(1500)]
+
+    async def main() -> list[PushResult]:
+        async with WebPushSender(vapid, per_host=2, max_pending=3000, max_attempts=1) as s:
+            await warm(s, plain, 2)
+            push_simulator.add_fault_rate(Fault.connection_reset(), 1.0)
+            return [r async for r in s.send_many((sub, b"x", None) for sub in plain[2:])]
+
+    results = run(main())
+    assert len(results) == 1498
+    assert not any(r.ok for r in results)
+    assert {r.attempts for r in results} == {1}
+    assert push_simulator.stats()["requests"] >= 1498 + 2
+
+
+def test_slots_hand_a_long_queue_on_without_recursing() -> None:
+    slots = _Slots(1)
+    assert slots.try_take()
+    posted: list[int] = []
+
+    def post(i: int) -> None:
+        posted.append(i)
+        slots.give()  # no connection for it: the slot goes straight back
+
+    for i in range(5000):
+        slots.queue(_Queued(partial(post, i)))
+    slots.give()
+    assert posted == list(range(5000))
+    assert slots.free == 1 and not slots._waiters
