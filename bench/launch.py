@@ -25,10 +25,11 @@ the part no implementation can skip. The bare sender's own CPU per message is pr
 the same way.
 
 ``--worker`` runs the scaled-out mode instead of in-process delivery: ``pushcamp serve``
-with in-process delivery off and one ``pushcamp worker --concurrency 1`` (Celery, on the
-local Redis, ``--broker-url``); the CPU counted is then the server's plus the worker
-process tree's. ``--profile DIR`` records a py-spy flame graph (SVG) of the process that
-sends (the server, or the worker's child) during each launch.
+with in-process delivery off and one ``pushcamp worker`` (Celery, on the local Redis,
+``--broker-url``) with its default threads, 4 batches at once, as the in-process runner
+sends (``--worker-concurrency N`` to change it); the CPU counted is then the server's
+plus the worker process tree's. ``--profile DIR`` records a py-spy flame graph (SVG) of
+the process that sends (the server, or the worker) during each launch.
 
 ``--in-place`` also times the encryption where it runs: a ``sitecustomize`` module (on
 the server's and the worker's ``PYTHONPATH`` only) wraps the sender's ``encrypt`` and
@@ -240,6 +241,7 @@ def launch_run(
     broker_url: str | None = None,
     profile: Path | None = None,
     in_place: bool = False,
+    worker_concurrency: int | None = None,
 ) -> dict[str, float]:
     env = dict(
         os.environ,
@@ -291,7 +293,7 @@ def launch_run(
                 database_url,
                 log_path=workdir / f"worker-{size}.log",
                 env={**server_env, "PUSHCAMP_LOG_LEVEL": "INFO"},  # it logs "ready" at INFO
-                concurrency=1,
+                concurrency=worker_concurrency,
             ).start()
         base_rss = peak_rss_mb(server.pid)
         client = httpx.Client(base_url=server.url, headers={"Authorization": token}, timeout=30)
@@ -384,6 +386,12 @@ def main() -> None:
         "--worker", action="store_true", help="send with one Celery worker, not in-process"
     )
     parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=None,
+        help="with --worker: its threads (batches at once); default: the worker's own (4)",
+    )
+    parser.add_argument(
         "--broker-url",
         default="redis://127.0.0.1:6379/14",
         help="with --worker: a Redis database of its own (the bench empties it)",
@@ -424,12 +432,14 @@ def main() -> None:
                             broker_url,
                             args.profile,
                             args.in_place,
+                            args.worker_concurrency,
                         )
                     )
         # The bare sender to the same simulator, at each audience size.
         references = {size: asyncio.run(reference_run(sim, size)) for size in sizes}
         enc_now = encryption_cpu_us()
-    mode = "one Celery worker" if broker_url else "in-process"
+    threads = args.worker_concurrency or int(os.environ.get("PUSHCAMP_DELIVERY_WORKERS", "4"))
+    mode = f"one Celery worker ({threads} threads)" if broker_url else "in-process"
     print(f"\nbackend: {database_url.split(':')[0]}; delivery: {mode}; cores: {os.cpu_count()}")
     header = (
         "audience",
