@@ -690,6 +690,8 @@ class _Recorder:
         self.accepted: list[int] = []
         self.attempts = 0
         self.refusals: Counter[str] = Counter()
+        # Outcomes by label for the pushes counter, added to it once per flush.
+        self.counted: Counter[str] = Counter()
         self.paused = False
         self.oldest = 0.0  # when the oldest unwritten row was added (time.monotonic)
 
@@ -730,7 +732,7 @@ class _Recorder:
         )
 
     def drop(self, r: q.Recipient, reason: str, status: int | None) -> None:
-        pushes(reason).inc()
+        self.counted[reason] += 1
         self._add(r, DeliveryState.DROPPED, reason, status)
 
     def outcome(self, r: q.Recipient, result: PushResult) -> None:
@@ -743,7 +745,7 @@ class _Recorder:
         reason = drop_reason(outcome, r.vouched)
         if reason is None:
             assert isinstance(outcome, Sent)
-            pushes("sent").inc()
+            self.counted["sent"] += 1
             self._add(r, DeliveryState.SENT, None, status)
             if not r.vouched:
                 self.accepted.append(r.id)
@@ -753,6 +755,10 @@ class _Recorder:
         self.drop(r, reason, status)
 
     async def flush(self) -> None:
+        if self.counted:
+            for label, count in self.counted.items():
+                pushes(label).inc(count)
+            self.counted.clear()
         if not self.rows and not self.attempts:
             return
         group = _Flush(self.rows, self.gone, self.accepted, self.attempts, self.refusals)

@@ -145,6 +145,10 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+# Outcomes are immutable: the usual answers' are made once, not per push.
+_SENT = {status: Sent(status) for status in (200, 201, 202, 204)}
+
+
 def classify(
     answer: int | BaseException,
     headers: Mapping[str, str] | None = None,
@@ -163,7 +167,8 @@ def classify(
     status = answer
     headers = headers or {}
     if 200 <= status < 300:
-        return Sent(status)
+        sent = _SENT.get(status)
+        return Sent(status) if sent is None else sent
     if status in (404, 410):
         return Gone(status)
     if status == 413:
