@@ -281,6 +281,11 @@ class Database:
                 driver = conn.connection.driver_connection
                 assert driver is not None
                 driver.execute(f"PRAGMA busy_timeout={_SQLITE_MIGRATION_WAIT_SECONDS * 1000}")
+                # Begun here, so Alembic runs every revision in this one transaction: on
+                # SQLite it would otherwise commit after each revision (its DDL counts as
+                # non-transactional there), letting a second migrator in between to read
+                # a version the first is about to move past, and apply a revision twice.
+                conn.begin()
             try:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
