@@ -11,7 +11,10 @@ audience.
 
 As a reference, in the same run and at each audience size, the same subscriptions are
 sent the same payload by the bare protocol library (``WebPushSender.send_many``, no
-database, no records): the gap between the two rows is what durability costs.
+database, no records): the gap between the two rows is what durability costs. The
+reference runs twice: on asyncio's own loop (the library's default, a caller's
+``asyncio.run``), and on uvloop, the loop ``pushcamp serve`` and ``pushcamp worker`` run
+the engine on; the engine's rate is printed over each.
 
     .venv/bin/python bench/launch.py [--sizes 10000,100000] [--database-url URL]
                                      [--counters on|off|both] [--repeat N]
@@ -62,13 +65,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import cli, cpu_seconds, peak_rss_mb  # noqa: E402
+from pushcamp.delivery.celery_app import new_event_loop  # noqa: E402
 from pushcamp.testing.process import ServerProcess, WorkerProcess  # noqa: E402
 from pushcamp.testing.simulator import SimulatorProcess  # noqa: E402
 from pushcamp.webpush import (  # noqa: E402
@@ -78,6 +84,8 @@ from pushcamp.webpush import (  # noqa: E402
     WebPushSender,
     encrypt,
 )
+
+T = TypeVar("T")
 
 # About the size of what the engine sends: title, body, link, icon and the event token.
 FLOOR_PAYLOAD = json.dumps(
@@ -437,6 +445,7 @@ def main() -> None:
                     )
         # The bare sender to the same simulator, at each audience size.
         references = {size: asyncio.run(reference_run(sim, size)) for size in sizes}
+        on_uvloop = {size: _on_uvloop(reference_run(sim, size)) for size in sizes}
         enc_now = encryption_cpu_us()
     threads = args.worker_concurrency or int(os.environ.get("PUSHCAMP_DELIVERY_WORKERS", "4"))
     mode = f"one Celery worker ({threads} threads)" if broker_url else "in-process"
@@ -491,9 +500,22 @@ def main() -> None:
             f" {reference:,.0f}/s, {reference_cpu:.0f} µs CPU/message,"
             f" encryption alone {enc_now:.0f} µs/message ({reference_cpu / enc_now:.2f}x)"
         )
+    for size, (reference, reference_cpu) in on_uvloop.items():
+        print(
+            f"reference on uvloop, {size:,} messages: {reference:,.0f}/s,"
+            f" {reference_cpu:.0f} µs CPU/message ({reference_cpu / enc_now:.2f}x)"
+        )
     for r in rows:
         bare = references[int(r["size"])][0]
         print(f"engine / bare sender, {r['size']:,}: {r['rate'] / bare:.2f}x")
+        bare = on_uvloop[int(r["size"])][0]
+        print(f"engine / bare sender on uvloop, {r['size']:,}: {r['rate'] / bare:.2f}x")
+
+
+def _on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop, as the server and the worker run the engine."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
 
 
 if __name__ == "__main__":
