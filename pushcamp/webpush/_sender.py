@@ -75,10 +75,18 @@ class _Queued:
 
     def set_result(self, _: None) -> None:
         self.waiting = False
-        self.post()
+        # Let go of the callback first: it refers back to this waiter (a cycle that only
+        # the garbage collector's rare full passes would free, with the message in it).
+        post, self.post = self.post, _nothing
+        post()
 
     def cancel(self) -> None:
         self.waiting = False
+        self.post = _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Slots:

@@ -7,6 +7,7 @@ and a stream stopped early leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from collections.abc import Awaitable
 from functools import partial
@@ -155,3 +156,33 @@ def test_slots_hand_a_long_queue_on_without_recursing() -> None:
     slots.give()
     assert posted == list(range(5000))
     assert slots.free == 1 and not slots._waiters
+
+
+def test_queued_attempts_leave_no_reference_cycles(
+    push_simulator: PushServiceSimulator, vapid: Vapid
+) -> None:
+    """A queued first attempt and its callback refer to each other until it is posted:
+    the cycle is broken then, so the message it holds is freed at once, not at the
+    garbage collector's next full pass (which, in a long launch, comes rarely)."""
+    plain = [push_simulator.subscribe().subscription() for _ in range(300)]
+
+    async def main() -> list[PushResult]:
+        async with WebPushSender(vapid, per_host=2, max_pending=300) as sender:
+            await warm(sender, plain, 2)
+            gc.collect()
+            gc.disable()
+            try:
+                return [r async for r in sender.send_many((s, b"x", None) for s in plain[2:])]
+            finally:
+                gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept to look at
+                gc.collect()
+                gc.set_debug(0)
+                gc.enable()
+
+    try:
+        results = run(main())
+        left = [o for o in gc.garbage if isinstance(o, _Queued | Subscription)]
+    finally:
+        gc.garbage.clear()
+    assert len(results) == 298 and all(r.ok for r in results)
+    assert left == [], f"{len(left)} queued attempts or subscriptions freed only by the GC"
