@@ -61,10 +61,10 @@ TARGET_BATCHES = 16
 MAX_BATCHES = 4000
 
 
-def batch_span(ids: int, max_batches: int = MAX_BATCHES) -> int:
-    """The ids each batch of a range of ``ids`` ids spans (at most ``max_batches``)."""
+def batch_span(ids: int) -> int:
+    """The ids each batch of a range of ``ids`` ids spans."""
     aimed = min(MAX_BATCH_SPAN, -(-ids // TARGET_BATCHES))
-    return max(MIN_BATCH_SPAN, -(-ids // max_batches), aimed)
+    return max(MIN_BATCH_SPAN, -(-ids // MAX_BATCHES), aimed)
 
 
 @dataclass(frozen=True, slots=True)

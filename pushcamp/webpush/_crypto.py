@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pushcamp.webpush._errors import DecryptionFailed, PayloadTooLarge
-from pushcamp.webpush._subscription import Subscription
+from pushcamp.webpush._subscription import P256, Subscription
 
 #: Bytes a push service must accept in one message body (RFC 8030 section 7.2).
 MAX_MESSAGE_SIZE = 4096
@@ -31,7 +31,6 @@ RECORD_SIZE = 4096
 _KEY_INFO = b"WebPush: info\x00"
 _CEK_INFO = b"Content-Encoding: aes128gcm\x00"
 _NONCE_INFO = b"Content-Encoding: nonce\x00"
-_CURVE = ec.SECP256R1()
 
 
 def _hkdf(salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
@@ -61,7 +60,7 @@ def encrypt(payload: bytes, subscription: Subscription) -> bytes:
     return encrypt_with(
         payload,
         subscription,
-        ephemeral_key=ec.generate_private_key(_CURVE),
+        ephemeral_key=ec.generate_private_key(P256),
         salt=os.urandom(16),
     )
 
@@ -104,7 +103,7 @@ def decrypt(body: bytes, private_key: ec.EllipticCurvePrivateKey, auth: bytes) -
     if record_size < 18 or id_len != 65 or not records:
         raise DecryptionFailed("malformed aes128gcm header")
     try:
-        sender = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, as_public)
+        sender = ec.EllipticCurvePublicKey.from_encoded_point(P256, as_public)
     except ValueError as exc:
         raise DecryptionFailed("key id is not a P-256 point") from exc
     shared = private_key.exchange(ec.ECDH(), sender)

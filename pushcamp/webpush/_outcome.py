@@ -167,8 +167,7 @@ def classify(
     status = answer
     headers = headers or {}
     if 200 <= status < 300:
-        sent = _SENT.get(status)
-        return Sent(status) if sent is None else sent
+        return _SENT.get(status) or Sent(status)
     if status in (404, 410):
         return Gone(status)
     if status == 413:

@@ -140,25 +140,26 @@ class _Slots:
             raise
 
     def give(self) -> None:
-        if self._giving:
+        if self._giving:  # called by a waiter posted below: handed on by that loop
             self._given_back += 1
             return
         self._giving = True
+        self._given_back = 1
         try:
-            slots = 1
-            while slots:
-                slots -= 1
-                while self._waiters:
-                    waiter = self._waiters.popleft()
-                    if not waiter.done():
-                        waiter.set_result(None)  # the slot goes straight to the waiter
-                        break
-                else:
-                    self.free += 1
-                slots += self._given_back
-                self._given_back = 0
+            while self._given_back:
+                self._given_back -= 1
+                self._hand_on()
         finally:
             self._giving = False
+
+    def _hand_on(self) -> None:
+        """One slot to the longest waiter still waiting, else back to the free ones."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the waiter
+                return
+        self.free += 1
 
 
 @dataclass(slots=True)

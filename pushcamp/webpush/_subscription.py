@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pushcamp.webpush._base64 import b64url_decode, b64url_encode
 from pushcamp.webpush._errors import InvalidSubscription
 
-_P256 = ec.SECP256R1()
+#: The curve of every Web Push key (RFC 8291): made once, used per subscription and message.
+P256 = ec.SECP256R1()
 
 
 def origin_of(url: str) -> str:
@@ -71,7 +72,7 @@ class Subscription:
         if len(point) != 65 or point[0] != 4:
             raise InvalidSubscription("keys.p256dh must be an uncompressed P-256 point")
         try:
-            key = ec.EllipticCurvePublicKey.from_encoded_point(_P256, point)
+            key = ec.EllipticCurvePublicKey.from_encoded_point(P256, point)
         except ValueError as exc:
             raise InvalidSubscription("keys.p256dh is not a point on P-256") from exc
         if len(secret) != 16:
