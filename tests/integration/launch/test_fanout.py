@@ -290,20 +290,22 @@ def test_frequency_cap_and_silent_hours_drop_with_their_reason(
 def test_metrics_count_pushes_by_outcome(
     client: httpx.Client, tenant, db: Database, sim: PushServiceSimulator
 ) -> None:
-    def sent_total() -> float:
+    def total(outcome: str) -> float:
         for line in client.get("/metrics").text.splitlines():
-            if line.startswith('pushcamp_pushes_total{outcome="sent"}'):
+            if line.startswith(f'pushcamp_pushes_total{{outcome="{outcome}"}}'):
                 return float(line.split()[-1])
         return 0.0
 
-    before = sent_total()
-    add_subscribers(db, tenant.partner_id, sim, 7)
+    before = total("sent"), total("unsubscriptions")
+    subs = add_subscribers(db, tenant.partner_id, sim, 8)
+    sim.inject(subs[0], Fault.gone())  # dropped: counted under its reason
     campaign_id = create_campaign(client, tenant)
     client.post(
         f"/v1/single/{campaign_id}", json=launch_body(tenant.partner_id), headers=tenant.auth
     )
     wait_for_launches(client, tenant, campaign_id)
-    assert sent_total() - before >= 7
+    assert total("sent") - before[0] >= 7
+    assert total("unsubscriptions") - before[1] >= 1
 
 
 def test_launches_watch_follows_a_launch_to_its_end(
